@@ -1,0 +1,46 @@
+# make run: a development server on a fresh clone.  make test: the whole suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+BIND ?= 127.0.0.1:8000
+DATABASE := var/triport.sqlite3
+DEV_TOKEN_FILE := var/dev-admin-token
+
+.PHONY: run test clean
+
+# One stamp per set of extras: a second `make test` installs nothing.
+$(VENV)/.run-stamp: setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.test-stamp: setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+$(DEV_TOKEN_FILE):
+	mkdir -p var
+	$(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(24))' > $@
+
+run: $(VENV)/.run-stamp $(DEV_TOKEN_FILE)
+	@if [ ! -f $(DATABASE) ]; then \
+		TRIPORT_DATABASE=$(DATABASE) $(BIN)/triport-payouts init-db && \
+		TRIPORT_DATABASE=$(DATABASE) $(BIN)/triport-payouts seed-demo --payouts 20 --users 3 > var/demo-payouts.txt && \
+		echo "created $(DATABASE) with demo data (payout ids in var/demo-payouts.txt)"; \
+	fi
+	@TOKEN="$${TRIPORT_ADMIN_TOKEN-$$(cat $(DEV_TOKEN_FILE))}"; \
+	if [ -n "$${TRIPORT_ADMIN_TOKEN+set}" ]; then echo "admin token: from TRIPORT_ADMIN_TOKEN"; \
+	else echo "development admin token: $$TOKEN"; fi; \
+	echo "try:"; \
+	echo "  curl -s -X POST -H 'X-Admin-Token: $$TOKEN' http://$(BIND)/v1/admin/referrals/payouts/$$(head -n 1 var/demo-payouts.txt 2>/dev/null || echo 00000000-0000-0000-0000-000000000000)/failed -d '{\"reason\": \"wallet rejected the transfer\"}'"; \
+	echo; \
+	TRIPORT_DATABASE=$(DATABASE) TRIPORT_ADMIN_TOKEN="$$TOKEN" exec $(BIN)/triport-payouts serve --bind $(BIND) --workers 2
+
+test: $(VENV)/.test-stamp
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) var build *.egg-info

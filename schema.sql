@@ -1,0 +1,1 @@
+triport_payouts/sql/sqlite.sql

@@ -1,0 +1,160 @@
+"""The command line, ``triport-payouts`` (or ``python -m triport_payouts``).
+
+Exit status: 0 done; 1 refused (by the domain, or the database cannot be
+used), with one line on stderr; 2 usage error. No traceback for any expected
+error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+
+from . import domain
+from .config import Config
+from .db import DatabaseUnavailable, open_database
+from .repository import Repository
+
+PROG = "triport-payouts"
+GUNICORN_ACCESS_FORMAT = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
+
+
+def main(argv=None, environ=None) -> int:
+    environ = os.environ if environ is None else environ
+    args = _parser().parse_args(argv)
+    config = Config.from_env(environ)
+    db = open_database(config.database)
+    try:
+        return args.command(args, Repository(db), config) or 0
+    except domain.DomainError as exc:
+        return _refuse(str(exc))
+    except DatabaseUnavailable as exc:
+        return _refuse(f"database unavailable: {exc}")
+    except db.errors as exc:
+        return _refuse(f"database error: {exc}")
+
+
+def _refuse(message: str) -> int:
+    print(f"{PROG}: {message}", file=sys.stderr)
+    return 1
+
+
+def _print_json(value) -> None:
+    print(json.dumps(value, ensure_ascii=False))
+
+
+def _actor() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return None
+
+
+def cmd_init_db(args, repo, config):
+    repo.db.init_schema()
+    print(f"schema ready in {config.database}", file=sys.stderr)
+
+
+def cmd_credit(args, repo, config):
+    _print_json(repo.credit(
+        domain.parse_user_id(args.user_id),
+        domain.parse_amount(args.amount),
+        domain.parse_currency(args.currency),
+        args.note,
+    ))
+
+
+def cmd_create_payout(args, repo, config):
+    _print_json(repo.create_payout(
+        domain.parse_user_id(args.user_id),
+        domain.parse_amount(args.amount),
+        domain.parse_currency(args.currency),
+        domain.parse_destination(args.destination),
+    ))
+
+
+def cmd_cancel_payout(args, repo, config):
+    payout_id = domain.parse_payout_id(args.id)
+    repo.cancel_payout(payout_id, actor=_actor())
+    _print_json(repo.get_payout(payout_id))
+
+
+def cmd_seed_demo(args, repo, config):
+    ids = repo.seed_demo(args.payouts, args.users)
+    if ids:
+        sys.stdout.write("\n".join(ids) + "\n")
+
+
+def cmd_serve(args, repo, config):
+    repo.db.ping()
+    repo.db.close()
+    command = [
+        sys.executable, "-m", "gunicorn",
+        "--bind", args.bind,
+        "--workers", str(args.workers),
+        # The path only: a query string may carry what must not be logged.
+        "--access-logfile", "-",
+        "--access-logformat", GUNICORN_ACCESS_FORMAT,
+        "triport_payouts.wsgi:application",
+    ]
+    sys.stdout.flush()
+    os.execv(sys.executable, command)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be at least 0")
+    return value
+
+
+def default_workers() -> int:
+    return 2 * (os.cpu_count() or 1) + 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="Operate a referral program's payouts.")
+    commands = parser.add_subparsers(metavar="COMMAND", required=True)
+
+    def command(name, func, help):
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.set_defaults(command=func)
+        return sub
+
+    command("init-db", cmd_init_db, "create the schema in TRIPORT_DATABASE (idempotent)")
+
+    sub = command("credit", cmd_credit, "record referral earnings for a user; prints the credit as JSON")
+    sub.add_argument("--user-id", required=True)
+    sub.add_argument("--amount", required=True, help="a positive decimal, e.g. 12.50")
+    sub.add_argument("--currency", required=True, help="e.g. USDT")
+    sub.add_argument("--note")
+
+    sub = command("create-payout", cmd_create_payout,
+                  "request a payout (status requested); prints the payout as JSON")
+    sub.add_argument("--user-id", required=True)
+    sub.add_argument("--amount", required=True, help="a positive decimal, at most the available balance")
+    sub.add_argument("--currency", required=True)
+    sub.add_argument("--destination", required=True, help="where the payout goes, e.g. a wallet address")
+
+    sub = command("cancel-payout", cmd_cancel_payout, "cancel a requested payout (requested -> cancelled)")
+    sub.add_argument("id", help="the payout id")
+
+    sub = command("seed-demo", cmd_seed_demo,
+                  "create demo users with earnings and N requested payouts; prints each payout id")
+    sub.add_argument("--payouts", type=_count, default=20, metavar="N")
+    sub.add_argument("--users", type=_positive, default=5, metavar="M")
+
+    sub = command("serve", cmd_serve, "serve the API under gunicorn")
+    sub.add_argument("--bind", default="127.0.0.1:8000", metavar="HOST:PORT")
+    sub.add_argument("--workers", type=_positive, default=default_workers(), metavar="N")
+    return parser

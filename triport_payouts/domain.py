@@ -1,0 +1,155 @@
+"""The payout domain: states, the transitions table, domain errors, and the
+parsing of the values the domain owns (payout ids, amounts, currencies).
+
+Nothing here knows of HTTP or of SQL. ``errors.py`` maps the exceptions to
+HTTP statuses and tags; ``cli.py`` maps them to exit codes.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import re
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+
+REQUESTED = "requested"
+PROCESSING = "processing"
+SENT = "sent"
+FAILED = "failed"
+CANCELLED = "cancelled"
+
+STATUSES = (REQUESTED, PROCESSING, SENT, FAILED, CANCELLED)
+TERMINAL = frozenset({SENT, FAILED, CANCELLED})
+# Payouts in these states still hold their amount back from `available`.
+RESERVING = frozenset({REQUESTED, PROCESSING})
+
+
+@dataclass(frozen=True)
+class Transition:
+    sources: frozenset[str]
+    target: str
+
+
+# The state machine: every status change goes through one of these rows.
+TRANSITIONS = {
+    "processing": Transition(frozenset({REQUESTED}), PROCESSING),
+    "sent": Transition(frozenset({REQUESTED, PROCESSING}), SENT),
+    "failed": Transition(frozenset({REQUESTED, PROCESSING}), FAILED),
+    "cancel": Transition(frozenset({REQUESTED}), CANCELLED),
+}
+
+
+class DomainError(Exception):
+    """The domain refused the operation."""
+
+    def __str__(self) -> str:
+        return self.args[0] if self.args else (self.__doc__ or "").strip()
+
+
+class PayoutNotFound(DomainError):
+    """no payout exists with that id"""
+
+
+class UserNotFound(DomainError):
+    """no credits and no payouts exist for that user"""
+
+
+class PayoutNotActionable(DomainError):
+    """the payout's status does not allow that action"""
+
+
+class WouldOverdraw(DomainError):
+    """the amount is more than the user's available balance"""
+
+
+class InvalidPayoutId(DomainError):
+    """a payout id is a hyphenated UUID (8-4-4-4-12 hex digits)"""
+
+
+class InvalidAmount(DomainError):
+    """an amount is a positive decimal such as 12.50 (at most 18 digits each side of the point)"""
+
+
+class InvalidField(DomainError):
+    """a field's value is not acceptable"""
+
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_AMOUNT = re.compile(r"(?:0|[1-9][0-9]{0,17})(?:\.[0-9]{1,18})?")
+_CURRENCY = re.compile(r"[A-Z][A-Z0-9]{1,9}")
+
+# Wide enough that no sum of amounts of the shape above is ever rounded.
+MONEY = decimal.Context(prec=80, traps=[decimal.Inexact, decimal.InvalidOperation])
+
+
+def parse_payout_id(text: str) -> str:
+    """The canonical (lower-case) form of a payout id; raises InvalidPayoutId."""
+    if not isinstance(text, str) or not _UUID.fullmatch(text):
+        raise InvalidPayoutId()
+    return text.lower()
+
+
+def new_payout_id() -> str:
+    return str(uuid.uuid4())
+
+
+def parse_amount(text: str) -> Decimal:
+    """A positive exact amount; raises InvalidAmount. Floats are refused."""
+    if not isinstance(text, str) or not _AMOUNT.fullmatch(text):
+        raise InvalidAmount()
+    amount = Decimal(text)
+    if amount <= 0:
+        raise InvalidAmount()
+    return amount
+
+
+def parse_currency(text: str) -> str:
+    if not isinstance(text, str) or not _CURRENCY.fullmatch(text):
+        raise InvalidField("a currency is 2 to 10 upper-case letters or digits, starting with a letter (USDT)")
+    return text
+
+
+def is_clean_text(text: str, max_length: int) -> bool:
+    """Printable, non-blank, at most max_length characters: what the database stores as names."""
+    return isinstance(text, str) and 0 < len(text) <= max_length and text.isprintable() and not text.isspace()
+
+
+def parse_user_id(text: str) -> str:
+    if not is_clean_text(text, 128) or "/" in text:
+        raise InvalidField("a user id is 1 to 128 printable characters, without '/'")
+    return text
+
+
+def parse_destination(text: str) -> str:
+    if not is_clean_text(text, 256):
+        raise InvalidField("a destination is 1 to 256 printable characters")
+    return text
+
+
+def money_sum(amounts) -> Decimal:
+    """The exact sum; the default context would round past 28 digits."""
+    total = Decimal(0)
+    for amount in amounts:
+        total = MONEY.add(total, amount)
+    return total
+
+
+def available(earned: Decimal, reserved: Decimal, sent: Decimal) -> Decimal:
+    return MONEY.subtract(MONEY.subtract(earned, reserved), sent)
+
+
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def utcnow() -> str:
+    """Now as RFC 3339 UTC with exactly six fractional digits: sorts as text."""
+    return datetime.datetime.now(datetime.timezone.utc).strftime(TIME_FORMAT)
+
+
+def utc_stamps(count: int) -> list[str]:
+    """`count` distinct increasing times, one microsecond apart, the last one now."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    step = datetime.timedelta(microseconds=1)
+    return [(now - step * (count - 1 - i)).strftime(TIME_FORMAT) for i in range(count)]

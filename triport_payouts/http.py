@@ -1,0 +1,126 @@
+"""HTTP on top of the WSGI environ: the capped body, the JSON object, headers,
+the query, and the bytes of a JSON response.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from http import HTTPStatus
+from urllib.parse import parse_qs
+
+from .errors import BadRequest, Unauthorized
+
+MAX_BODY = 4096
+
+log = logging.getLogger("triport_payouts")
+
+_STATUS_LINES = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
+_BASE_HEADERS = (("Content-Type", "application/json"), ("Cache-Control", "no-store"))
+
+
+def read_body(environ) -> bytes:
+    """At most MAX_BODY bytes of the request body; raises BadRequest("invalid_json").
+
+    A declared length over the cap is refused unread. Without a length, only a
+    server that marks the input as terminated (chunked, under gunicorn) is read,
+    and then at most one byte past the cap; otherwise the body is empty, as a
+    read could block forever.
+    """
+    stream = environ.get("wsgi.input")
+    declared = environ.get("CONTENT_LENGTH", "")
+    if declared:
+        if not declared.isdigit() or int(declared) > MAX_BODY:
+            raise BadRequest("invalid_json")
+        wanted = int(declared)
+        body = _read_at_most(stream, wanted)
+        if len(body) != wanted:
+            # The client closed before sending what it announced.
+            raise BadRequest("invalid_json")
+        return body
+    if environ.get("wsgi.input_terminated"):
+        body = _read_at_most(stream, MAX_BODY + 1)
+        if len(body) > MAX_BODY:
+            raise BadRequest("invalid_json")
+        return body
+    return b""
+
+
+def _read_at_most(stream, limit: int) -> bytes:
+    chunks, remaining = [], limit
+    try:
+        while remaining > 0:
+            chunk = stream.read(remaining)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+    except (OSError, ValueError) as exc:
+        # A broken or malformed upload (gunicorn raises OSError subclasses).
+        log.info("request body unreadable: %s", type(exc).__name__)
+        raise BadRequest("invalid_json") from None
+    return b"".join(chunks)
+
+
+def _refuse_constant(name: str):
+    raise ValueError(name)
+
+
+def parse_object(body: bytes) -> dict:
+    """The body as a JSON object ({} when empty); raises BadRequest("invalid_json")."""
+    if not body.strip():
+        return {}
+    try:
+        value = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise BadRequest("invalid_json") from None
+    if not isinstance(value, dict):
+        raise BadRequest("invalid_json")
+    return value
+
+
+def storable_text(value) -> bool:
+    """A string both databases store as given: UTF-8 encodable, no NUL."""
+    if not isinstance(value, str) or "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def header(environ, name: str) -> str | None:
+    """A request header as text, decoded from the bytes the client sent.
+
+    Returns None when absent; raises UnicodeError when not UTF-8.
+    """
+    raw = environ.get("HTTP_" + name.upper().replace("-", "_"))
+    if raw is None:
+        return None
+    return raw.encode("latin-1").decode("utf-8")
+
+
+def check_token(environ, token: str | None) -> None:
+    """Raises Unauthorized unless X-Admin-Token equals the configured token."""
+    if not token:
+        raise Unauthorized("admin_token_unset")
+    given = environ.get("HTTP_X_ADMIN_TOKEN")
+    try:
+        sent = None if given is None else given.encode("latin-1")
+    except UnicodeEncodeError:
+        sent = None
+    if sent is None or not hmac.compare_digest(sent, token.encode("utf-8")):
+        raise Unauthorized("admin_token_invalid")
+
+
+def query(environ) -> dict[str, list[str]]:
+    return parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True, errors="replace")
+
+
+def json_response(status: int, payload, extra_headers=()) -> tuple[str, list[tuple[str, str]], bytes]:
+    """The status line, headers and body of a JSON response."""
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+    headers = [*_BASE_HEADERS, ("Content-Length", str(len(body))), *extra_headers]
+    return _STATUS_LINES[status], headers, body

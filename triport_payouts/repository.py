@@ -1,0 +1,198 @@
+"""The payout repository: every read and write of credits, payouts and their
+events, as verb methods over a database from ``db.py``.
+
+Every status change is one compare-and-set UPDATE plus one audit event,
+committed together. Raises the domain's exceptions; SQL text is constant and
+never built from request data.
+"""
+
+from __future__ import annotations
+
+import random
+from decimal import Decimal
+
+from . import domain
+from .domain import TRANSITIONS
+
+PAYOUT_COLUMNS = (
+    "id", "user_id", "amount", "currency", "destination", "status",
+    "reason", "tx_hash", "created_at", "updated_at",
+)
+EVENT_COLUMNS = ("payout_id", "from_status", "to_status", "reason", "tx_hash", "actor", "at")
+CREDIT_COLUMNS = ("id", "user_id", "amount", "currency", "note", "created_at")
+
+_PAYOUT_SELECT = f"SELECT {', '.join(PAYOUT_COLUMNS)} FROM payouts"
+
+SQL = {
+    "status": "SELECT status FROM payouts WHERE id = ?",
+    "payout": f"{_PAYOUT_SELECT} WHERE id = ?",
+    # The compare-and-set: the row changes only if its status is still the one
+    # read and checked against the transitions table, so of two racing actions
+    # exactly one matches, and the event records the true from-status.
+    "transition": (
+        "UPDATE payouts SET status = ?, reason = coalesce(?, reason),"
+        " tx_hash = coalesce(?, tx_hash), updated_at = ?"
+        " WHERE id = ? AND status = ?"
+    ),
+    "insert_event": (
+        f"INSERT INTO payout_events ({', '.join(EVENT_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    ),
+    "events": (
+        f"SELECT {', '.join(EVENT_COLUMNS)} FROM payout_events WHERE payout_id = ? ORDER BY id"
+    ),
+    "insert_credit": (
+        f"INSERT INTO credits ({', '.join(CREDIT_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?)"
+    ),
+    "insert_payout": (
+        f"INSERT INTO payouts ({', '.join(PAYOUT_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    ),
+    # Rows of (currency, kind, amount), kind being 'credit' or a payout status;
+    # summed exactly in Python, since SQLite has no exact decimal type.
+    "balance_rows": (
+        "SELECT currency, 'credit', amount FROM credits WHERE user_id = ? AND currency = ?"
+        " UNION ALL"
+        " SELECT currency, status, amount FROM payouts WHERE user_id = ? AND currency = ?"
+    ),
+}
+
+
+class Repository:
+    def __init__(self, db):
+        self.db = db
+        self._sql = {name: db.sql(text) for name, text in SQL.items()}
+
+    # -- reads ---------------------------------------------------------------
+
+    def get_payout(self, payout_id: str) -> dict:
+        row = self.db.connection().execute(self._sql["payout"], (payout_id,)).fetchone()
+        if row is None:
+            raise domain.PayoutNotFound()
+        return _payout(row)
+
+    def events(self, payout_id: str) -> list[dict]:
+        rows = self.db.connection().execute(self._sql["events"], (payout_id,)).fetchall()
+        return [dict(zip(EVENT_COLUMNS, row)) for row in rows]
+
+    def _status(self, payout_id: str) -> str:
+        row = self.db.connection().execute(self._sql["status"], (payout_id,)).fetchone()
+        if row is None:
+            raise domain.PayoutNotFound()
+        return row[0]
+
+    # -- writes --------------------------------------------------------------
+
+    def transition(self, payout_id: str, action: str, *, reason=None, tx_hash=None, actor=None):
+        """Moves a payout by one row of the transitions table and records the event.
+
+        Returns (from_status, to_status). Raises PayoutNotFound, or
+        PayoutNotActionable when the status does not allow the action or
+        another action changed it first.
+        """
+        rule = TRANSITIONS[action]
+        # A status outside the rule's sources never comes back into them (the
+        # machine only moves forward), so refusing on this read is final and
+        # takes no write lock.
+        current = self._status(payout_id)
+        if current not in rule.sources:
+            raise domain.PayoutNotActionable()
+        now = domain.utcnow()
+        with self.db.transaction() as conn:
+            cursor = conn.execute(
+                self._sql["transition"], (rule.target, reason, tx_hash, now, payout_id, current)
+            )
+            if cursor.rowcount != 1:
+                raise domain.PayoutNotActionable()
+            conn.execute(
+                self._sql["insert_event"],
+                (payout_id, current, rule.target, reason, tx_hash, actor, now),
+            )
+        return current, rule.target
+
+    def credit(self, user_id: str, amount: Decimal, currency: str, note: str | None = None) -> dict:
+        credit = dict(zip(CREDIT_COLUMNS, (
+            domain.new_payout_id(), user_id, str(amount), currency, note, domain.utcnow(),
+        )))
+        with self.db.transaction() as conn:
+            conn.execute(self._sql["insert_credit"], tuple(credit.values()))
+        return credit
+
+    def create_payout(self, user_id: str, amount: Decimal, currency: str, destination: str) -> dict:
+        """A new payout in `requested`; raises WouldOverdraw if it exceeds `available`."""
+        now = domain.utcnow()
+        payout = dict(zip(PAYOUT_COLUMNS, (
+            domain.new_payout_id(), user_id, str(amount), currency, destination,
+            domain.REQUESTED, None, None, now, now,
+        )))
+        with self.db.transaction() as conn:
+            self.db.lock_balance(conn, user_id, currency)
+            available = self._balances(conn, user_id, currency).get(currency, _ZERO_BALANCE)["available"]
+            if amount > available:
+                raise domain.WouldOverdraw()
+            conn.execute(self._sql["insert_payout"], tuple(payout.values()))
+        return payout
+
+    def cancel_payout(self, payout_id: str, actor: str | None = None):
+        return self.transition(payout_id, "cancel", actor=actor)
+
+    def seed_demo(self, payouts: int, users: int, rng: random.Random | None = None) -> list[str]:
+        """Demo users credited with enough to cover `payouts` new requested payouts.
+
+        One transaction and bulk inserts: this is how a benchmark database is made.
+        """
+        rng = rng or random.Random()
+        user_ids = [f"demo-user-{i:04d}" for i in range(1, users + 1)]
+        cents = [rng.randrange(100, 50_000) for _ in range(payouts)]
+        owners = [user_ids[i % users] for i in range(payouts)]
+        owed = dict.fromkeys(user_ids, 0)
+        for owner, amount in zip(owners, cents):
+            owed[owner] += amount
+        stamps = domain.utc_stamps(payouts)
+        ids = [domain.new_payout_id() for _ in range(payouts)]
+        payout_rows = [
+            (pid, owner, _cents(amount), "USDT", f"demo-wallet-{owner[-4:]}", domain.REQUESTED,
+             None, None, stamp, stamp)
+            for pid, owner, amount, stamp in zip(ids, owners, cents, stamps)
+        ]
+        now = domain.utcnow()
+        credit_rows = [
+            (domain.new_payout_id(), user, _cents(owed[user] + 100_000), "USDT", "demo earnings", now)
+            for user in user_ids
+        ]
+        with self.db.transaction() as conn:
+            conn.executemany(self._sql["insert_credit"], credit_rows)
+            conn.executemany(self._sql["insert_payout"], payout_rows)
+        return ids
+
+    # -- balances ------------------------------------------------------------
+
+    def _balances(self, conn, user_id: str, currency: str) -> dict[str, dict]:
+        rows = conn.execute(self._sql["balance_rows"], (user_id, currency, user_id, currency)).fetchall()
+        return balances_from_rows(rows)
+
+
+_ZERO_BALANCE = {"available": Decimal(0)}
+
+
+def balances_from_rows(rows) -> dict[str, dict]:
+    """{currency: {earned, reserved, sent, available}} as Decimals, from
+    (currency, kind, amount) rows where kind is 'credit' or a payout status."""
+    parts: dict[str, dict[str, list]] = {}
+    for currency, kind, amount in rows:
+        bucket = "earned" if kind == "credit" else "reserved" if kind in domain.RESERVING else kind
+        parts.setdefault(currency, {}).setdefault(bucket, []).append(Decimal(amount))
+    result = {}
+    for currency, buckets in parts.items():
+        sums = {name: domain.money_sum(buckets.get(name, ())) for name in ("earned", "reserved", "sent")}
+        sums["available"] = domain.available(sums["earned"], sums["reserved"], sums["sent"])
+        result[currency] = sums
+    return result
+
+
+def _payout(row) -> dict:
+    payout = dict(zip(PAYOUT_COLUMNS, row))
+    payout["amount"] = str(payout["amount"])
+    return payout
+
+
+def _cents(value: int) -> str:
+    return f"{value // 100}.{value % 100:02d}"
