@@ -8,13 +8,16 @@ answered once, as JSON.
 
 from __future__ import annotations
 
+import json
 import logging
+from importlib import resources
 
 from . import handlers, http
 from .config import DEFAULT_DATABASE, Config
 from .db import DatabaseUnavailable, open_database
 from .domain import DomainError
 from .errors import ApiError, from_domain
+from .pagination import Cursors
 from .repository import Repository
 from .routing import ROUTES, Router
 
@@ -28,7 +31,16 @@ class App:
         self.config = config
         self.repository = repository or Repository(open_database(config.database))
         self.router = Router(routes)
+        self.cursors = Cursors(config.admin_token)
         self._handlers = {route.handler: getattr(handlers, route.handler) for route in routes}
+        self._openapi = None
+
+    def openapi_document(self) -> dict:
+        """The OpenAPI document shipped in the package, read once."""
+        if self._openapi is None:
+            text = resources.files(__package__).joinpath("openapi.json").read_text("utf-8")
+            self._openapi = json.loads(text)
+        return self._openapi
 
     def __call__(self, environ, start_response):
         try:
@@ -52,7 +64,7 @@ class App:
         route, params = self.router.match(environ.get("PATH_INFO") or "/", environ.get("REQUEST_METHOD", "GET"))
         if route.auth:
             http.check_token(environ, self.config.admin_token)
-        return self._handlers[route.handler](environ, self.repository, **params)
+        return self._handlers[route.handler](environ, self, **params)
 
 
 def create_app(database: str = DEFAULT_DATABASE, admin_token: str | None = None) -> App:

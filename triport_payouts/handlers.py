@@ -1,26 +1,59 @@
 """One function per endpoint: validate the path parameters, then the headers,
 then the body or query (the contract's order of checks), call the repository,
-return the payload. Each takes the WSGI environ, the repository and the
-route's path parameters.
+return the payload. Each takes the WSGI environ, the app (for its
+repository, cursors and documents) and the route's path parameters.
 """
 
 from __future__ import annotations
 
 from . import domain, http
 from .errors import BadRequest
+from .pagination import InvalidCursor
 
 OK = {"ok": True}
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+USER_VIEW_PAYOUTS = 20
 
 
-def mark_failed(environ, repo, payout_id):
+# -- the three actions: one code path --------------------------------------
+
+def mark_failed(environ, app, payout_id):
+    return _transition(environ, app, payout_id, "failed", _reason_field)
+
+
+def mark_sent(environ, app, payout_id):
+    return _transition(environ, app, payout_id, "sent", _tx_hash_field)
+
+
+def mark_processing(environ, app, payout_id):
+    return _transition(environ, app, payout_id, "processing", _no_fields)
+
+
+def _transition(environ, app, payout_id, action, fields):
     payout_id = domain.parse_payout_id(payout_id)
     actor = _actor(environ)
-    body = http.parse_object(http.read_body(environ))
+    values = fields(http.parse_object(http.read_body(environ)))
+    app.repository.transition(payout_id, action, actor=actor, **values)
+    return OK
+
+
+def _reason_field(body: dict) -> dict:
     reason = body.get("reason")
     if reason is not None and not http.storable_text(reason):
         raise BadRequest("invalid_json")
-    repo.transition(payout_id, "failed", reason=reason, actor=actor)
-    return OK
+    return {"reason": reason}
+
+
+def _tx_hash_field(body: dict) -> dict:
+    tx_hash = body.get("tx_hash")
+    if not (http.storable_text(tx_hash) and domain.is_clean_text(tx_hash, 256)):
+        raise BadRequest("invalid_tx_hash")
+    return {"tx_hash": tx_hash}
+
+
+def _no_fields(body: dict) -> dict:
+    return {}
 
 
 def _actor(environ) -> str | None:
@@ -32,3 +65,69 @@ def _actor(environ) -> str | None:
     if actor is not None and not domain.is_clean_text(actor, 128):
         raise BadRequest("invalid_actor")
     return actor
+
+
+# -- reads -----------------------------------------------------------------
+
+def list_payouts(environ, app):
+    query = http.query(environ)
+    status = _single(query, "status", "invalid_status")
+    if status is not None and status not in domain.STATUSES:
+        raise BadRequest("invalid_status")
+    user_id = _single(query, "user_id", "invalid_user_id")
+    if user_id is not None and not domain.is_clean_text(user_id, 128):
+        raise BadRequest("invalid_user_id")
+    limit = _limit(_single(query, "limit", "invalid_limit"))
+    cursor = _single(query, "cursor", "invalid_cursor")
+    filters = (status, user_id)
+    after = None
+    if cursor is not None:
+        try:
+            after = app.cursors.decode(cursor, filters)
+        except InvalidCursor:
+            raise BadRequest("invalid_cursor") from None
+    payouts, last = app.repository.list_payouts(status=status, user_id=user_id, limit=limit, after=after)
+    return {"payouts": payouts, "next_cursor": last and app.cursors.encode(last, filters)}
+
+
+def _single(query: dict, name: str, tag: str) -> str | None:
+    values = query.get(name)
+    if values is None:
+        return None
+    if len(values) != 1:
+        raise BadRequest(tag)
+    return values[0]
+
+
+def _limit(text: str | None) -> int:
+    if text is None:
+        return DEFAULT_LIMIT
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_LIMIT:
+        raise BadRequest("invalid_limit")
+    return int(text)
+
+
+def payout_events(environ, app, payout_id):
+    payout_id = domain.parse_payout_id(payout_id)
+    return {"events": app.repository.events(payout_id)}
+
+
+def user_view(environ, app, user_id):
+    try:
+        user_id = user_id.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        raise domain.UserNotFound() from None
+    return app.repository.user_view(user_id, payouts=USER_VIEW_PAYOUTS)
+
+
+def openapi(environ, app):
+    return app.openapi_document()
+
+
+def healthz(environ, app):
+    return OK
+
+
+def readyz(environ, app):
+    app.repository.db.ping()
+    return OK

@@ -8,6 +8,7 @@ never built from request data.
 
 from __future__ import annotations
 
+import itertools
 import random
 from decimal import Decimal
 
@@ -46,20 +47,48 @@ SQL = {
     "insert_payout": (
         f"INSERT INTO payouts ({', '.join(PAYOUT_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ),
-    # Rows of (currency, kind, amount), kind being 'credit' or a payout status;
-    # summed exactly in Python, since SQLite has no exact decimal type.
+    # Rows of (currency, kind, amount, count), kind being 'credit' or a payout
+    # status; summed exactly in Python, since SQLite has no exact decimal type
+    # (a dialect with one may return the sums instead of one row per amount).
     "balance_rows": (
-        "SELECT currency, 'credit', amount FROM credits WHERE user_id = ? AND currency = ?"
+        "SELECT currency, 'credit', amount, 1 FROM credits WHERE user_id = ? AND currency = ?"
         " UNION ALL"
-        " SELECT currency, status, amount FROM payouts WHERE user_id = ? AND currency = ?"
+        " SELECT currency, status, amount, 1 FROM payouts WHERE user_id = ? AND currency = ?"
+    ),
+    "user_balance_rows": (
+        "SELECT currency, 'credit', amount, 1 FROM credits WHERE user_id = ?"
+        " UNION ALL"
+        " SELECT currency, status, amount, 1 FROM payouts WHERE user_id = ?"
     ),
 }
+
+# The listing's WHERE clauses, by which filters are given; the text is built
+# only from these constants, never from request data.
+_LIST_FILTERS = {
+    "status": "status = ?",
+    "user_id": "user_id = ?",
+    "after": "(created_at, id) < (?, ?)",
+}
+
+
+def _list_sql(status: bool, user_id: bool, after: bool) -> str:
+    clauses = [_LIST_FILTERS[name] for name, given in
+               (("status", status), ("user_id", user_id), ("after", after)) if given]
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    return f"{_PAYOUT_SELECT}{where} ORDER BY created_at DESC, id DESC LIMIT ?"
+
+
+SQL.update({
+    "list" + "".join("1" if given else "0" for given in flags): _list_sql(*flags)
+    for flags in itertools.product((False, True), repeat=3)
+})
 
 
 class Repository:
     def __init__(self, db):
         self.db = db
-        self._sql = {name: db.sql(text) for name, text in SQL.items()}
+        sql = {**SQL, **getattr(db, "SQL_OVERRIDES", {})}
+        self._sql = {name: db.sql(text) for name, text in sql.items()}
 
     # -- reads ---------------------------------------------------------------
 
@@ -70,8 +99,42 @@ class Repository:
         return _payout(row)
 
     def events(self, payout_id: str) -> list[dict]:
-        rows = self.db.connection().execute(self._sql["events"], (payout_id,)).fetchall()
+        """The payout's audit events, oldest first; raises PayoutNotFound."""
+        conn = self.db.connection()
+        rows = conn.execute(self._sql["events"], (payout_id,)).fetchall()
+        if not rows:
+            self._status(payout_id)
         return [dict(zip(EVENT_COLUMNS, row)) for row in rows]
+
+    def list_payouts(self, *, status=None, user_id=None, limit=50, after=None):
+        """One page, newest first: (payouts, key of the last one if more follow)."""
+        flags = "".join("0" if value is None else "1" for value in (status, user_id, after))
+        params = [value for value in (status, user_id) if value is not None]
+        if after is not None:
+            params.extend(after)
+        params.append(limit + 1)
+        rows = self.db.connection().execute(self._sql["list" + flags], params).fetchall()
+        payouts = [_payout(row) for row in rows[:limit]]
+        last = (payouts[-1]["created_at"], payouts[-1]["id"]) if len(rows) > limit else None
+        return payouts, last
+
+    def user_view(self, user_id: str, payouts: int = 20) -> dict:
+        """Balances per currency, counts per status and the newest payouts;
+        raises UserNotFound for a user with no credits and no payouts."""
+        conn = self.db.connection()
+        rows = conn.execute(self._sql["user_balance_rows"], (user_id, user_id)).fetchall()
+        if not rows:
+            raise domain.UserNotFound()
+        counts = dict.fromkeys(domain.STATUSES, 0)
+        for _currency, kind, _amount, count in rows:
+            if kind in counts:
+                counts[kind] += count
+        balances = [
+            {"currency": currency, **{name: str(value) for name, value in sums.items()}}
+            for currency, sums in sorted(balances_from_rows(rows).items())
+        ]
+        newest, _ = self.list_payouts(user_id=user_id, limit=payouts)
+        return {"user_id": user_id, "balances": balances, "counts": counts, "payouts": newest}
 
     def _status(self, payout_id: str) -> str:
         row = self.db.connection().execute(self._sql["status"], (payout_id,)).fetchone()
@@ -175,9 +238,9 @@ _ZERO_BALANCE = {"available": Decimal(0)}
 
 def balances_from_rows(rows) -> dict[str, dict]:
     """{currency: {earned, reserved, sent, available}} as Decimals, from
-    (currency, kind, amount) rows where kind is 'credit' or a payout status."""
+    (currency, kind, amount, count) rows where kind is 'credit' or a payout status."""
     parts: dict[str, dict[str, list]] = {}
-    for currency, kind, amount in rows:
+    for currency, kind, amount, _count in rows:
         bucket = "earned" if kind == "credit" else "reserved" if kind in domain.RESERVING else kind
         parts.setdefault(currency, {}).setdefault(bucket, []).append(Decimal(amount))
     result = {}

@@ -27,6 +27,14 @@ class Route:
 
 ROUTES = (
     Route("POST", "/v1/admin/referrals/payouts/{payout_id}/failed", "mark_failed"),
+    Route("POST", "/v1/admin/referrals/payouts/{payout_id}/sent", "mark_sent"),
+    Route("POST", "/v1/admin/referrals/payouts/{payout_id}/processing", "mark_processing"),
+    Route("GET", "/v1/admin/referrals/payouts", "list_payouts"),
+    Route("GET", "/v1/admin/referrals/payouts/{payout_id}/events", "payout_events"),
+    Route("GET", "/v1/admin/referrals/users/{user_id}", "user_view"),
+    Route("GET", "/v1/admin/openapi.json", "openapi", auth=False),
+    Route("GET", "/healthz", "healthz", auth=False),
+    Route("GET", "/readyz", "readyz", auth=False),
 )
 
 
