@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from decimal import Decimal
 
 import pytest
@@ -16,8 +18,45 @@ AUTH = {"X-Admin-Token": TOKEN}
 PAYOUTS = "/v1/admin/referrals/payouts"
 
 
+POSTGRES_URL = os.environ.get("TRIPORT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+BACKENDS = ("sqlite", "postgres")
+
+
+@pytest.fixture(scope="session")
+def postgres_admin():
+    """A connection to the test PostgreSQL server; skips (fails in CI) without one."""
+    import psycopg
+
+    try:
+        conn = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=3)
+    except psycopg.Error as exc:
+        reason = f"PostgreSQL not reachable at {POSTGRES_URL}: {str(exc).strip().splitlines()[0]}"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    yield conn
+    conn.close()
+
+
 @pytest.fixture
-def database_url(tmp_path):
+def postgres_url(postgres_admin):
+    """A database URL whose connections see a fresh, private schema."""
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    postgres_admin.execute(f"CREATE SCHEMA {schema}")
+    yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    postgres_admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    return request.param
+
+
+@pytest.fixture
+def database_url(backend, request, tmp_path):
+    """A fresh, empty database of each backend in turn."""
+    if backend == "postgres":
+        return request.getfixturevalue("postgres_url")
     return str(tmp_path / "triport.sqlite3")
 
 
@@ -31,7 +70,9 @@ def repo(database_url):
 
 @pytest.fixture
 def app(repo, database_url):
-    return create_app(database=database_url, admin_token=TOKEN)
+    app = create_app(database=database_url, admin_token=TOKEN)
+    yield app
+    app.repository.db.close()
 
 
 @pytest.fixture

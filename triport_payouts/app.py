@@ -14,7 +14,7 @@ from importlib import resources
 
 from . import handlers, http
 from .config import DEFAULT_DATABASE, Config
-from .db import DatabaseUnavailable, open_database
+from .db import first_line, open_database
 from .domain import DomainError
 from .errors import ApiError, from_domain
 from .pagination import Cursors
@@ -32,6 +32,7 @@ class App:
         self.repository = repository or Repository(open_database(config.database))
         self.router = Router(routes)
         self.cursors = Cursors(config.admin_token)
+        self._unavailable = self.repository.db.unavailable_errors
         self._handlers = {route.handler: getattr(handlers, route.handler) for route in routes}
         self._openapi = None
 
@@ -50,8 +51,8 @@ class App:
         except DomainError as exc:
             error = from_domain(exc)
             status, payload, headers = error.status, {"error": error.tag}, ()
-        except DatabaseUnavailable as exc:
-            log.warning("database unavailable: %s", exc)
+        except self._unavailable as exc:
+            log.warning("database unavailable: %s", first_line(exc))
             status, payload, headers = 503, {"error": "database_unavailable"}, ()
         except Exception:
             log.exception("internal error on %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))

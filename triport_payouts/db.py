@@ -18,11 +18,54 @@ class DatabaseUnavailable(Exception):
     """the database cannot be reached"""
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's first line of text, for one-line logs and messages."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def schema_text(dialect: str) -> str:
     return resources.files(__package__).joinpath("sql", f"{dialect}.sql").read_text("utf-8")
 
 
-class SQLiteDatabase:
+class PerThreadConnections:
+    """One connection per thread of each process, opened on first use, so
+    never shared across gunicorn's fork; replaced when no longer usable.
+    """
+
+    def __init__(self):
+        self._local = threading.local()
+        self._opened: list[tuple[int, object]] = []
+        self._lock = threading.Lock()
+
+    def connection(self):
+        local, pid = self._local, os.getpid()
+        conn = getattr(local, "conn", None)
+        if conn is None or local.pid != pid or not self._usable(conn):
+            # An inherited connection is dropped, never closed: closing it
+            # here would end the parent's session too.
+            conn = self._connect()
+            local.conn, local.pid = conn, pid
+            with self._lock:
+                self._opened.append((pid, conn))
+        return conn
+
+    def close(self) -> None:
+        """Closes every connection this process opened, in any thread."""
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for pid, conn in opened:
+            if pid == os.getpid():
+                conn.close()
+        self._local = threading.local()
+
+    def _usable(self, conn) -> bool:
+        return True
+
+    def _connect(self):
+        raise NotImplementedError
+
+
+class SQLiteDatabase(PerThreadConnections):
     """One SQLite file in WAL mode: readers never wait for the writer, and a
     write transaction (BEGIN IMMEDIATE) takes the one write lock up front, so
     a read-then-write inside it cannot be overtaken.
@@ -30,6 +73,7 @@ class SQLiteDatabase:
 
     dialect = "sqlite"
     errors = (sqlite3.Error,)
+    unavailable_errors = (DatabaseUnavailable,)
     # synchronous=FULL: a transaction the client saw committed survives a
     # power loss, not only a crashed process. Money is worth the fsync.
     PRAGMAS = (
@@ -39,9 +83,9 @@ class SQLiteDatabase:
     )
 
     def __init__(self, path: str, busy_timeout: float = 10.0):
+        super().__init__()
         self.path = path
         self.busy_timeout = busy_timeout
-        self._local = threading.local()
 
     def __repr__(self) -> str:
         return f"SQLiteDatabase({self.path!r})"
@@ -49,13 +93,6 @@ class SQLiteDatabase:
     def sql(self, text: str) -> str:
         """The repository's SQL in this dialect (qmark parameters already)."""
         return text
-
-    def connection(self) -> sqlite3.Connection:
-        local = self._local
-        if getattr(local, "pid", None) != os.getpid():
-            local.conn = self._connect()
-            local.pid = os.getpid()
-        return local.conn
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -72,12 +109,6 @@ class SQLiteDatabase:
             raise DatabaseUnavailable(f"cannot open {self.path}: {exc}") from exc
         return conn
 
-    def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and self._local.pid == os.getpid():
-            conn.close()
-        self._local = threading.local()
-
     @contextmanager
     def transaction(self):
         """A write transaction: commits on success, rolls back and re-raises otherwise."""
@@ -93,6 +124,10 @@ class SQLiteDatabase:
 
     def lock_balance(self, conn, user_id: str, currency: str) -> None:
         """Serialise balance checks: BEGIN IMMEDIATE already holds the write lock."""
+
+    def bulk_insert(self, conn, table: str, columns: tuple[str, ...], rows) -> None:
+        marks = ", ".join("?" * len(columns))
+        conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
 
     def init_schema(self) -> None:
         conn = self.connection()

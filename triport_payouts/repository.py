@@ -222,8 +222,8 @@ class Repository:
             for user in user_ids
         ]
         with self.db.transaction() as conn:
-            conn.executemany(self._sql["insert_credit"], credit_rows)
-            conn.executemany(self._sql["insert_payout"], payout_rows)
+            self.db.bulk_insert(conn, "credits", CREDIT_COLUMNS, credit_rows)
+            self.db.bulk_insert(conn, "payouts", PAYOUT_COLUMNS, payout_rows)
         return ids
 
     # -- balances ------------------------------------------------------------

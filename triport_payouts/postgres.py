@@ -1,0 +1,109 @@
+"""PostgreSQL connections and transactions (psycopg 3, the ``postgres`` extra):
+the same interface as ``db.SQLiteDatabase``, for several app hosts sharing
+one database.
+
+Each thread of each worker process keeps one connection, opened on first use
+(after gunicorn forks) and replaced when it breaks; a database that cannot
+be reached is ``DatabaseUnavailable``, which the app answers with 503.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from .db import DatabaseUnavailable, PerThreadConnections, first_line, schema_text
+
+CONNECT_TIMEOUT = 5  # seconds: a down database answers 503 quickly, not never
+STATEMENT_TIMEOUT_MS = 15_000
+# Any 64-bit number: the key of init-db's advisory lock.
+_SCHEMA_LOCK = 7_405_118_022
+
+
+class PostgresDatabase(PerThreadConnections):
+    dialect = "postgres"
+    errors = (psycopg.Error,)
+    unavailable_errors = (DatabaseUnavailable, psycopg.OperationalError)
+    # PostgreSQL sums NUMERIC exactly: return one row per (currency, kind).
+    SQL_OVERRIDES = {
+        "balance_rows": (
+            "SELECT currency, 'credit', sum(amount), count(*) FROM credits"
+            " WHERE user_id = ? AND currency = ? GROUP BY currency"
+            " UNION ALL"
+            " SELECT currency, status, sum(amount), count(*) FROM payouts"
+            " WHERE user_id = ? AND currency = ? GROUP BY currency, status"
+        ),
+        "user_balance_rows": (
+            "SELECT currency, 'credit', sum(amount), count(*) FROM credits"
+            " WHERE user_id = ? GROUP BY currency"
+            " UNION ALL"
+            " SELECT currency, status, sum(amount), count(*) FROM payouts"
+            " WHERE user_id = ? GROUP BY currency, status"
+        ),
+    }
+
+    def __init__(self, url: str):
+        super().__init__()
+        # Keep any options the URL has (a search_path, say) and add ours.
+        options = conninfo_to_dict(url).get("options", "")
+        self._conninfo = make_conninfo(
+            url,
+            connect_timeout=CONNECT_TIMEOUT,
+            options=f"{options} -c statement_timeout={STATEMENT_TIMEOUT_MS}".strip(),
+        )
+
+    def __repr__(self) -> str:
+        return "PostgresDatabase(<url hidden>)"
+
+    def sql(self, text: str) -> str:
+        """The repository's qmark SQL with psycopg's placeholders (it has no literal ? or %)."""
+        return text.replace("?", "%s")
+
+    def _usable(self, conn) -> bool:
+        return not (conn.closed or conn.broken)
+
+    def _connect(self) -> psycopg.Connection:
+        try:
+            return psycopg.connect(self._conninfo, autocommit=True)
+        except psycopg.Error as exc:
+            raise DatabaseUnavailable(first_line(exc)) from None
+
+    @contextmanager
+    def transaction(self):
+        """A write transaction: commits on success, rolls back and re-raises otherwise."""
+        conn = self.connection()
+        with conn.transaction():
+            yield conn
+
+    def lock_balance(self, conn, user_id: str, currency: str) -> None:
+        """Serialise balance checks of one (user, currency) across every host,
+        until the transaction ends. A user id never contains '/'."""
+        conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{user_id}/{currency}",))
+
+    def bulk_insert(self, conn, table: str, columns: tuple[str, ...], rows) -> None:
+        with conn.cursor().copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def init_schema(self) -> None:
+        with self.transaction() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            conn.execute(schema_text(self.dialect))
+
+    def has_schema(self) -> bool:
+        row = self.connection().execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()"
+            " AND table_name IN ('credits', 'payouts', 'payout_events')"
+        ).fetchone()
+        return row[0] == 3
+
+    def ping(self) -> None:
+        """Raises DatabaseUnavailable unless the schema can be read."""
+        try:
+            if not self.has_schema():
+                raise DatabaseUnavailable("the database has no schema: run init-db")
+        except psycopg.Error as exc:
+            raise DatabaseUnavailable(first_line(exc)) from None
+
