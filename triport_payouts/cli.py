@@ -17,6 +17,7 @@ from . import domain
 from .config import Config
 from .db import DatabaseUnavailable, open_database
 from .repository import Repository
+from .transfer import copy_database
 
 PROG = "triport-payouts"
 GUNICORN_ACCESS_FORMAT = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
@@ -88,9 +89,26 @@ def cmd_seed_demo(args, repo, config):
         sys.stdout.write("\n".join(ids) + "\n")
 
 
+def cmd_copy_data(args, repo, config):
+    source = open_database(args.source)
+    try:
+        if not source.has_schema():
+            return _refuse(f"{args.source} has no triport_payouts schema")
+        _print_json(copy_database(source, repo.db))
+    finally:
+        source.close()
+
+
 def cmd_serve(args, repo, config):
-    repo.db.ping()
-    repo.db.close()
+    db = repo.db
+    try:
+        if not db.has_schema():
+            return _refuse("the database has no schema: run init-db first")
+    except db.unavailable_errors as exc:
+        # Start anyway: /readyz says 503 until the database is back.
+        print(f"{PROG}: warning: database unavailable, serving 503 until it is back: {exc}",
+              file=sys.stderr)
+    db.close()
     command = [
         sys.executable, "-m", "gunicorn",
         "--bind", args.bind,
@@ -153,6 +171,12 @@ def _parser() -> argparse.ArgumentParser:
                   "create demo users with earnings and N requested payouts; prints each payout id")
     sub.add_argument("--payouts", type=_count, default=20, metavar="N")
     sub.add_argument("--users", type=_positive, default=5, metavar="M")
+
+    sub = command("copy-data", cmd_copy_data,
+                  "copy every credit, payout and event from another database into TRIPORT_DATABASE"
+                  " (which must be empty), e.g. from SQLite to PostgreSQL")
+    sub.add_argument("--from", dest="source", required=True, metavar="DATABASE",
+                     help="the source: a SQLite path, sqlite:///PATH or postgresql://...")
 
     sub = command("serve", cmd_serve, "serve the API under gunicorn")
     sub.add_argument("--bind", default="127.0.0.1:8000", metavar="HOST:PORT")
