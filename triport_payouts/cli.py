@@ -13,14 +13,13 @@ import json
 import os
 import sys
 
-from . import domain
+from . import domain, gunicorn_conf
 from .config import Config
 from .db import DatabaseUnavailable, open_database
 from .repository import Repository
 from .transfer import copy_database
 
 PROG = "triport-payouts"
-GUNICORN_ACCESS_FORMAT = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
 
 
 def main(argv=None, environ=None) -> int:
@@ -111,11 +110,9 @@ def cmd_serve(args, repo, config):
     db.close()
     command = [
         sys.executable, "-m", "gunicorn",
+        "--config", "python:triport_payouts.gunicorn_conf",
         "--bind", args.bind,
         "--workers", str(args.workers),
-        # The path only: a query string may carry what must not be logged.
-        "--access-logfile", "-",
-        "--access-logformat", GUNICORN_ACCESS_FORMAT,
         "triport_payouts.wsgi:application",
     ]
     sys.stdout.flush()
@@ -134,10 +131,6 @@ def _count(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError("must be at least 0")
     return value
-
-
-def default_workers() -> int:
-    return 2 * (os.cpu_count() or 1) + 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -180,5 +173,5 @@ def _parser() -> argparse.ArgumentParser:
 
     sub = command("serve", cmd_serve, "serve the API under gunicorn")
     sub.add_argument("--bind", default="127.0.0.1:8000", metavar="HOST:PORT")
-    sub.add_argument("--workers", type=_positive, default=default_workers(), metavar="N")
+    sub.add_argument("--workers", type=_positive, default=gunicorn_conf.workers, metavar="N")
     return parser

@@ -1,0 +1,41 @@
+"""The project's gunicorn settings, used by ``triport-payouts serve`` and the
+benchmarks: ``gunicorn -c python:triport_payouts.gunicorn_conf
+triport_payouts.wsgi:application``. Command-line flags override them.
+"""
+
+import os
+
+bind = "127.0.0.1:8000"
+workers = 2 * (os.cpu_count() or 1) + 1
+worker_class = "sync"
+# Several instances share a machine (hosts of a test, a benchmark's ceiling):
+# gunicorn's per-user control socket would be contended.
+control_socket_disable = True
+timeout = 30
+graceful_# Several instances share a machine (hosts of a test, a benchmark's ceiling):
+# gunicorn's per-user control socket would be contended.
+control_socket_disable = True
+timeout = 30
+# Requests gunicorn itself refuses before the app: the API needs none larger.
+limit_request_line = 4094
+limit_request_fields = 50
+limit_request_field_size = 8190
+
+accesslog = "-"
+# The path only, never the query string: a client may put anything there.
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
+
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s"},
+    },
+    "handlers": {
+        "stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"},
+    },
+    "root": {"handlers": ["stderr"], "level": "WARNING"},
+    "loggers": {
+        "triport_payouts": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+    },
+}
