@@ -12,10 +12,7 @@ worker_class = "sync"
 # gunicorn's per-user control socket would be contended.
 control_socket_disable = True
 timeout = 30
-graceful_# Several instances share a machine (hosts of a test, a benchmark's ceiling):
-# gunicorn's per-user control socket would be contended.
-control_socket_disable = True
-timeout = 30
+graceful_timeout = 30
 # Requests gunicorn itself refuses before the app: the API needs none larger.
 limit_request_line = 4094
 limit_request_fields = 50
