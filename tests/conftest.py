@@ -22,20 +22,40 @@ POSTGRES_URL = os.environ.get("TRIPORT_TEST_POSTGRES", "postgresql://postgres@12
 BACKENDS = ("sqlite", "postgres")
 
 
+class PostgresAdmin:
+    """Statements on the test server, reconnecting after a test restarted it."""
+
+    def __init__(self):
+        import psycopg
+
+        self._psycopg = psycopg
+        self._conn = None
+        self.execute("SELECT 1")
+
+    def execute(self, sql: str):
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._conn = self._psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=3)
+        return self._conn.execute(sql)
+
+    def close(self):
+        if self._conn is not None:
+            self._conn.close()
+
+
 @pytest.fixture(scope="session")
 def postgres_admin():
-    """A connection to the test PostgreSQL server; skips (fails in CI) without one."""
+    """The test PostgreSQL server; skips (fails in CI) without one."""
     import psycopg
 
     try:
-        conn = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=3)
+        admin = PostgresAdmin()
     except psycopg.Error as exc:
         reason = f"PostgreSQL not reachable at {POSTGRES_URL}: {str(exc).strip().splitlines()[0]}"
         if os.environ.get("CI"):
             pytest.fail(reason)
         pytest.skip(reason)
-    yield conn
-    conn.close()
+    yield admin
+    admin.close()
 
 
 @pytest.fixture

@@ -128,6 +128,11 @@ def parse_destination(text: str) -> str:
     return text
 
 
+def format_amount(amount) -> str:
+    """Exact fixed-point text: str() would write 0.00000001 as 1E-8."""
+    return format(Decimal(amount), "f")
+
+
 def money_sum(amounts) -> Decimal:
     """The exact sum; the default context would round past 28 digits."""
     total = Decimal(0)

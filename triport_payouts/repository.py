@@ -130,7 +130,7 @@ class Repository:
             if kind in counts:
                 counts[kind] += count
         balances = [
-            {"currency": currency, **{name: str(value) for name, value in sums.items()}}
+            {"currency": currency, **{name: domain.format_amount(value) for name, value in sums.items()}}
             for currency, sums in sorted(balances_from_rows(rows).items())
         ]
         newest, _ = self.list_payouts(user_id=user_id, limit=payouts)
@@ -173,7 +173,7 @@ class Repository:
 
     def credit(self, user_id: str, amount: Decimal, currency: str, note: str | None = None) -> dict:
         credit = dict(zip(CREDIT_COLUMNS, (
-            domain.new_payout_id(), user_id, str(amount), currency, note, domain.utcnow(),
+            domain.new_payout_id(), user_id, domain.format_amount(amount), currency, note, domain.utcnow(),
         )))
         with self.db.transaction() as conn:
             conn.execute(self._sql["insert_credit"], tuple(credit.values()))
@@ -183,7 +183,7 @@ class Repository:
         """A new payout in `requested`; raises WouldOverdraw if it exceeds `available`."""
         now = domain.utcnow()
         payout = dict(zip(PAYOUT_COLUMNS, (
-            domain.new_payout_id(), user_id, str(amount), currency, destination,
+            domain.new_payout_id(), user_id, domain.format_amount(amount), currency, destination,
             domain.REQUESTED, None, None, now, now,
         )))
         with self.db.transaction() as conn:
@@ -253,7 +253,7 @@ def balances_from_rows(rows) -> dict[str, dict]:
 
 def _payout(row) -> dict:
     payout = dict(zip(PAYOUT_COLUMNS, row))
-    payout["amount"] = str(payout["amount"])
+    payout["amount"] = domain.format_amount(payout["amount"])
     return payout
 
 

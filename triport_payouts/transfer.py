@@ -45,4 +45,4 @@ def _text_amounts(table: str, row) -> tuple:
     if table == "payout_events":
         return tuple(row)
     index = (CREDIT_COLUMNS if table == "credits" else PAYOUT_COLUMNS).index("amount")
-    return tuple(str(value) if i == index else value for i, value in enumerate(row))
+    return tuple(domain.format_amount(value) if i == index else value for i, value in enumerate(row))

@@ -1,0 +1,76 @@
+"""A real gunicorn serving the app, for what only a real server shows."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+START_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Gunicorn:
+    """gunicorn with the project's settings on a free 127.0.0.1 port."""
+
+    def __init__(self, database: str, token: str | None, workers: int = 4, log_path=None):
+        self.port = free_port()
+        env = {**os.environ, "TRIPORT_DATABASE": database, "TRIPORT_ADMIN_TOKEN": token or ""}
+        self.log = open(log_path or os.devnull, "wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--config", "python:triport_payouts.gunicorn_conf",
+             "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers),
+             "triport_payouts.wsgi:application"],
+            env=env, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with {self.process.returncode}")
+            try:
+                if self.request("GET", "/healthz")[0] == 200:
+                    return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("gunicorn did not start in time")
+
+    def request(self, method: str, path: str, body=None, headers=None, timeout: float = 15.0):
+        """(status, parsed JSON body, response headers) over a new connection."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            payload = json.dumps(body).encode() if isinstance(body, dict) else body
+            conn.request(method, path, body=payload, headers=headers or {})
+            response = conn.getresponse()
+            raw = response.read()
+            return response.status, json.loads(raw), dict(response.getheaders())
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
