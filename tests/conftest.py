@@ -33,8 +33,12 @@ class PostgresAdmin:
         self.execute("SELECT 1")
 
     def execute(self, sql: str):
-        if self._conn is None or self._conn.closed or self._conn.broken:
-            self._conn = self._psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=3)
+        if self._conn is not None:
+            try:
+                return self._conn.execute(sql)
+            except self._psycopg.OperationalError:
+                self._conn.close()
+        self._conn = self._psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=3)
         return self._conn.execute(sql)
 
     def close(self):
