@@ -31,7 +31,7 @@ def read_body(environ) -> bytes:
     stream = environ.get("wsgi.input")
     declared = environ.get("CONTENT_LENGTH", "")
     if declared:
-        if not declared.isdigit() or int(declared) > MAX_BODY:
+        if not (declared.isascii() and declared.isdigit()) or int(declared) > MAX_BODY:
             raise BadRequest("invalid_json")
         wanted = int(declared)
         body = _read_at_most(stream, wanted)
