@@ -64,7 +64,7 @@ def test_both_schemas_have_the_same_tables_columns_and_indexes(tmp_path, postgre
     postgres_db.init_schema()
     try:
         expected = _sqlite_shape(tmp_path / "shape.sqlite3")
-        assert set(expected) == {"credits", "payouts", "payout_events"}
+        assert set(expected) == {"credits", "payouts", "payout_events", "idempotency_keys"}
         assert _postgres_shape(postgres_db.connection()) == expected
     finally:
         sqlite_db.close()

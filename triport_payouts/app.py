@@ -13,10 +13,11 @@ import logging
 from importlib import resources
 
 from . import handlers, http
+from .http import Response
 from .config import DEFAULT_DATABASE, Config
 from .db import first_line, open_database
 from .domain import DomainError
-from .errors import ApiError, from_domain
+from .errors import ApiError, Internal, ServiceUnavailable, from_domain
 from .pagination import Cursors
 from .repository import Repository
 from .routing import ROUTES, Router
@@ -45,27 +46,25 @@ class App:
 
     def __call__(self, environ, start_response):
         try:
-            status, payload, headers = 200, self._dispatch(environ), ()
+            response = self._dispatch(environ)
         except ApiError as exc:
-            status, payload, headers = exc.status, {"error": exc.tag}, exc.headers
+            response = Response.error(exc)
         except DomainError as exc:
-            error = from_domain(exc)
-            status, payload, headers = error.status, {"error": error.tag}, ()
+            response = Response.error(from_domain(exc))
         except self._unavailable as exc:
             log.warning("database unavailable: %s", first_line(exc))
-            status, payload, headers = 503, {"error": "database_unavailable"}, ()
+            response = Response.error(ServiceUnavailable("database_unavailable"))
         except Exception:
             log.exception("internal error on %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))
-            status, payload, headers = 500, {"error": "internal"}, ()
-        status_line, response_headers, body = http.json_response(status, payload, headers)
-        start_response(status_line, response_headers)
-        return [body]
+            response = Response.error(Internal("internal"))
+        return response.start(start_response)
 
-    def _dispatch(self, environ):
+    def _dispatch(self, environ) -> Response:
         route, params = self.router.match(environ.get("PATH_INFO") or "/", environ.get("REQUEST_METHOD", "GET"))
         if route.auth:
             http.check_token(environ, self.config.admin_token)
-        return self._handlers[route.handler](environ, self, **params)
+        result = self._handlers[route.handler](environ, self, **params)
+        return result if isinstance(result, Response) else Response.json(200, result)
 
 
 def create_app(database: str = DEFAULT_DATABASE, admin_token: str | None = None) -> App:

@@ -8,12 +8,13 @@ error.
 from __future__ import annotations
 
 import argparse
+import datetime
 import getpass
 import json
 import os
 import sys
 
-from . import domain, gunicorn_conf
+from . import domain, gunicorn_conf, idempotency
 from .config import Config
 from .db import DatabaseUnavailable, open_database
 from .repository import Repository
@@ -86,6 +87,11 @@ def cmd_seed_demo(args, repo, config):
     ids = repo.seed_demo(args.payouts, args.users)
     if ids:
         sys.stdout.write("\n".join(ids) + "\n")
+
+
+def cmd_prune_idempotency_keys(args, repo, config):
+    removed = idempotency.prune(repo, datetime.timedelta(hours=args.older_than_hours))
+    print(f"removed {removed} idempotency keys", file=sys.stderr)
 
 
 def cmd_copy_data(args, repo, config):
@@ -164,6 +170,10 @@ def _parser() -> argparse.ArgumentParser:
                   "create demo users with earnings and N requested payouts; prints each payout id")
     sub.add_argument("--payouts", type=_count, default=20, metavar="N")
     sub.add_argument("--users", type=_positive, default=5, metavar="M")
+
+    sub = command("prune-idempotency-keys", cmd_prune_idempotency_keys,
+                  "delete idempotency keys older than H hours (never fewer than 24)")
+    sub.add_argument("--older-than-hours", type=_positive, default=24, metavar="H")
 
     sub = command("copy-data", cmd_copy_data,
                   "copy every credit, payout and event from another database into TRIPORT_DATABASE"

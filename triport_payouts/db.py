@@ -18,6 +18,10 @@ class DatabaseUnavailable(Exception):
     """the database cannot be reached"""
 
 
+# The tables init-db creates; a database without all of them needs init-db.
+SCHEMA_TABLES = ("credits", "payouts", "payout_events", "idempotency_keys")
+
+
 def first_line(exc: BaseException) -> str:
     """An exception's first line of text, for one-line logs and messages."""
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -134,11 +138,11 @@ class SQLiteDatabase(PerThreadConnections):
         conn.executescript(schema_text(self.dialect))
 
     def has_schema(self) -> bool:
+        marks = ", ".join("?" * len(SCHEMA_TABLES))
         row = self.connection().execute(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
-            " AND name IN ('credits', 'payouts', 'payout_events')"
+            f"SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ({marks})", SCHEMA_TABLES
         ).fetchone()
-        return row[0] == 3
+        return row[0] == len(SCHEMA_TABLES)
 
     def ping(self) -> None:
         """Raises DatabaseUnavailable unless the schema can be read."""

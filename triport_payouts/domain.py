@@ -72,6 +72,14 @@ class InvalidAmount(DomainError):
     """an amount is a positive decimal such as 12.50 (at most 18 digits each side of the point)"""
 
 
+class IdempotencyKeyReused(DomainError):
+    """that Idempotency-Key was used for a different request"""
+
+
+class IdempotencyKeyInUse(DomainError):
+    """the first request with that Idempotency-Key is still running"""
+
+
 class InvalidField(DomainError):
     """a field's value is not acceptable"""
 

@@ -41,6 +41,10 @@ class Conflict(ApiError):
     status = 409
 
 
+class Unprocessable(ApiError):
+    status = 422
+
+
 class ServiceUnavailable(ApiError):
     status = 503
 
@@ -54,6 +58,8 @@ _FROM_DOMAIN = {
     domain.PayoutNotFound: (NotFound, "payout_not_found"),
     domain.UserNotFound: (NotFound, "user_not_found"),
     domain.PayoutNotActionable: (Conflict, "payout_not_actionable"),
+    domain.IdempotencyKeyInUse: (Conflict, "idempotency_key_in_use"),
+    domain.IdempotencyKeyReused: (Unprocessable, "idempotency_key_reused"),
 }
 
 

@@ -6,7 +6,7 @@ repository, cursors and documents) and the route's path parameters.
 
 from __future__ import annotations
 
-from . import domain, http
+from . import domain, http, idempotency
 from .errors import BadRequest
 from .pagination import InvalidCursor
 
@@ -33,9 +33,16 @@ def mark_processing(environ, app, payout_id):
 def _transition(environ, app, payout_id, action, fields):
     payout_id = domain.parse_payout_id(payout_id)
     actor = _actor(environ)
-    values = fields(http.parse_object(http.read_body(environ)))
-    app.repository.transition(payout_id, action, actor=actor, **values)
-    return OK
+    key = idempotency.key_from(environ)
+    body = http.read_body(environ)
+    values = fields(http.parse_object(body))
+    if key is None:
+        app.repository.transition(payout_id, action, actor=actor, **values)
+        return OK
+    return idempotency.run_once(
+        app.repository, key, idempotency.fingerprint(action, payout_id, body),
+        lambda within: app.repository.transition(payout_id, action, actor=actor, within=within, **values),
+    )
 
 
 def _reason_field(body: dict) -> dict:

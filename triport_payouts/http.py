@@ -7,10 +7,11 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+from dataclasses import dataclass
 from http import HTTPStatus
 from urllib.parse import parse_qs
 
-from .errors import BadRequest, Unauthorized
+from .errors import ApiError, BadRequest, Unauthorized
 
 MAX_BODY = 4096
 
@@ -119,8 +120,24 @@ def query(environ) -> dict[str, list[str]]:
     return parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True, errors="replace")
 
 
-def json_response(status: int, payload, extra_headers=()) -> tuple[str, list[tuple[str, str]], bytes]:
-    """The status line, headers and body of a JSON response."""
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
-    headers = [*_BASE_HEADERS, ("Content-Length", str(len(body))), *extra_headers]
-    return _STATUS_LINES[status], headers, body
+@dataclass(frozen=True)
+class Response:
+    """A JSON response: its status, its exact body bytes, and extra headers."""
+
+    status: int
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def json(cls, status: int, payload, headers=()) -> Response:
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+        return cls(status, body, tuple(headers))
+
+    @classmethod
+    def error(cls, exc: ApiError) -> Response:
+        return cls.json(exc.status, {"error": exc.tag}, exc.headers)
+
+    def start(self, start_response) -> list[bytes]:
+        headers = [*_BASE_HEADERS, ("Content-Length", str(len(self.body))), *self.headers]
+        start_response(_STATUS_LINES[self.status], headers)
+        return [self.body]

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from .db import DatabaseUnavailable, PerThreadConnections, first_line, schema_text
+from .db import SCHEMA_TABLES, DatabaseUnavailable, PerThreadConnections, first_line, schema_text
 
 CONNECT_TIMEOUT = 5  # seconds: a down database answers 503 quickly, not never
 STATEMENT_TIMEOUT_MS = 15_000
@@ -95,9 +95,9 @@ class PostgresDatabase(PerThreadConnections):
     def has_schema(self) -> bool:
         row = self.connection().execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()"
-            " AND table_name IN ('credits', 'payouts', 'payout_events')"
+            " AND table_name = ANY(%s)", (list(SCHEMA_TABLES),)
         ).fetchone()
-        return row[0] == 3
+        return row[0] == len(SCHEMA_TABLES)
 
     def ping(self) -> None:
         """Raises DatabaseUnavailable unless the schema can be read."""

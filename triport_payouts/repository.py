@@ -60,6 +60,19 @@ SQL = {
         " UNION ALL"
         " SELECT currency, status, amount, 1 FROM payouts WHERE user_id = ?"
     ),
+    # Idempotency keys: claimed (status NULL) before the request runs, then
+    # finished with its answer, inside the transition's own transaction.
+    "claim_key": (
+        "INSERT INTO idempotency_keys (key, fingerprint, status, body, created_at, claimed_at)"
+        " VALUES (?, ?, NULL, NULL, ?, ?) ON CONFLICT (key) DO NOTHING"
+    ),
+    "get_key": "SELECT fingerprint, status, body, claimed_at FROM idempotency_keys WHERE key = ?",
+    "take_over_key": (
+        "UPDATE idempotency_keys SET claimed_at = ? WHERE key = ? AND status IS NULL AND claimed_at < ?"
+    ),
+    "finish_key": "UPDATE idempotency_keys SET status = ?, body = ? WHERE key = ? AND status IS NULL",
+    "release_key": "DELETE FROM idempotency_keys WHERE key = ? AND status IS NULL",
+    "prune_keys": "DELETE FROM idempotency_keys WHERE created_at < ?",
 }
 
 # The listing's WHERE clauses, by which filters are given; the text is built
@@ -144,10 +157,12 @@ class Repository:
 
     # -- writes --------------------------------------------------------------
 
-    def transition(self, payout_id: str, action: str, *, reason=None, tx_hash=None, actor=None):
+    def transition(self, payout_id: str, action: str, *, reason=None, tx_hash=None, actor=None,
+                   within=None):
         """Moves a payout by one row of the transitions table and records the event.
 
-        Returns (from_status, to_status). Raises PayoutNotFound, or
+        `within(conn)`, if given, runs inside the same transaction, after the
+        event. Returns (from_status, to_status). Raises PayoutNotFound, or
         PayoutNotActionable when the status does not allow the action or
         another action changed it first.
         """
@@ -169,6 +184,8 @@ class Repository:
                 self._sql["insert_event"],
                 (payout_id, current, rule.target, reason, tx_hash, actor, now),
             )
+            if within is not None:
+                within(conn)
         return current, rule.target
 
     def credit(self, user_id: str, amount: Decimal, currency: str, note: str | None = None) -> dict:
@@ -225,6 +242,44 @@ class Repository:
             self.db.bulk_insert(conn, "credits", CREDIT_COLUMNS, credit_rows)
             self.db.bulk_insert(conn, "payouts", PAYOUT_COLUMNS, payout_rows)
         return ids
+
+    # -- idempotency keys ----------------------------------------------------
+
+    def claim_key(self, key: str, fingerprint: str, stale_before: str):
+        """None if the caller now owns the key and runs the request; else the
+        stored answer (status, body). Raises IdempotencyKeyReused for another
+        request's key, IdempotencyKeyInUse while its first request runs (a
+        claim older than `stale_before` was lost with its worker: taken over).
+        """
+        now = domain.utcnow()
+        with self.db.transaction() as conn:
+            if conn.execute(self._sql["claim_key"], (key, fingerprint, now, now)).rowcount == 1:
+                return None
+            stored_fingerprint, status, body, claimed_at = conn.execute(self._sql["get_key"], (key,)).fetchone()
+            if stored_fingerprint != fingerprint:
+                raise domain.IdempotencyKeyReused()
+            if status is not None:
+                return status, bytes(body)
+            if conn.execute(self._sql["take_over_key"], (now, key, stale_before)).rowcount == 1:
+                return None
+            raise domain.IdempotencyKeyInUse()
+
+    def finish_key(self, key: str, status: int, body: bytes, conn=None) -> None:
+        """Stores a claimed key's answer, in `conn`'s transaction if given."""
+        if conn is not None:
+            conn.execute(self._sql["finish_key"], (status, body, key))
+            return
+        with self.db.transaction() as own:
+            own.execute(self._sql["finish_key"], (status, body, key))
+
+    def release_key(self, key: str) -> None:
+        """Forgets an unfinished claim, so that a retry runs the request."""
+        with self.db.transaction() as conn:
+            conn.execute(self._sql["release_key"], (key,))
+
+    def prune_keys(self, before: str) -> int:
+        with self.db.transaction() as conn:
+            return conn.execute(self._sql["prune_keys"], (before,)).rowcount
 
     # -- balances ------------------------------------------------------------
 

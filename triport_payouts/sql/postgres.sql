@@ -70,3 +70,16 @@ $$;
 CREATE OR REPLACE TRIGGER payout_events_append_only
 BEFORE UPDATE OR DELETE ON payout_events
 FOR EACH ROW EXECUTE FUNCTION payout_events_append_only();
+
+-- Safe retries: the first answer to a request with an Idempotency-Key, kept
+-- at least 24 hours (prune-idempotency-keys removes older ones). status is
+-- NULL while the first request runs.
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    key         text COLLATE "C" PRIMARY KEY CHECK (length(key) BETWEEN 1 AND 255),
+    fingerprint text NOT NULL,
+    status      integer,
+    body        bytea,
+    created_at  text COLLATE "C" NOT NULL,
+    claimed_at  text COLLATE "C" NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idempotency_keys_by_age ON idempotency_keys (created_at);

@@ -69,3 +69,16 @@ BEFORE DELETE ON payout_events
 BEGIN
     SELECT RAISE(ABORT, 'payout events are append-only');
 END;
+
+-- Safe retries: the first answer to a request with an Idempotency-Key, kept
+-- at least 24 hours (prune-idempotency-keys removes older ones). status is
+-- NULL while the first request runs.
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    key         TEXT PRIMARY KEY CHECK (length(key) BETWEEN 1 AND 255),
+    fingerprint TEXT NOT NULL,
+    status      INTEGER,
+    body        BLOB,
+    created_at  TEXT NOT NULL,
+    claimed_at  TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idempotency_keys_by_age ON idempotency_keys (created_at);
