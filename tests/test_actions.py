@@ -1,0 +1,346 @@
+"""The /sent and /processing actions, the whole state machine over HTTP, and
+the order of checks on the action routes."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import webtest
+
+from conftest import AUTH, PAYOUTS, TOKEN
+from triport_payouts import create_app
+
+UNKNOWN_ID = "6f1c2a4e-0000-4000-8000-000000000000"
+BAD_ID = "not-a-uuid"
+STATUSES = ("requested", "processing", "sent", "failed", "cancelled")
+TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+
+
+@pytest.fixture
+def bare_client(tmp_path):
+    """A client over a database without a schema: for refusals that must come
+    before any database access (a request reaching the database would fail)."""
+    bare = create_app(database=str(tmp_path / "no-schema.sqlite3"), admin_token=TOKEN)
+    yield webtest.TestApp(bare, lint=True)
+    bare.repository.db.close()
+
+
+def url(payout_id, action):
+    return f"{PAYOUTS}/{payout_id}/{action}"
+
+
+def snapshot(repo, payout_id):
+    return repo.get_payout(payout_id), repo.events(payout_id)
+
+
+def move_to(repo, payout_id, status):
+    """Brings a new (requested) payout to `status` through the repository."""
+    if status == "processing":
+        repo.transition(payout_id, "processing")
+    elif status == "sent":
+        repo.transition(payout_id, "sent", tx_hash="0xprior")
+    elif status == "failed":
+        repo.transition(payout_id, "failed", reason="prior failure")
+    elif status == "cancelled":
+        repo.cancel_payout(payout_id)
+    assert repo.get_payout(payout_id)["status"] == status
+
+
+# -- /sent: tx_hash ----------------------------------------------------------
+
+INVALID_TX_HASH_BODIES = [
+    pytest.param({}, id="missing"),
+    pytest.param({"tx_hash": None}, id="null"),
+    pytest.param({"tx_hash": ""}, id="empty"),
+    pytest.param({"tx_hash": 123}, id="int"),
+    pytest.param({"tx_hash": 1.5}, id="float"),
+    pytest.param({"tx_hash": True}, id="bool"),
+    pytest.param({"tx_hash": ["0xabc"]}, id="list"),
+    pytest.param({"tx_hash": {"hash": "0xabc"}}, id="object"),
+    pytest.param({"tx_hash": "a" * 257}, id="257-chars"),
+    pytest.param({"tx_hash": " "}, id="space"),
+    pytest.param({"tx_hash": " \t\n "}, id="whitespace-only"),
+    pytest.param({"tx_hash": "0xab\x00cd"}, id="nul"),
+    pytest.param({"tx_hash": "0xab\ncd"}, id="newline"),
+    pytest.param({"tx_hash": "0xab\rcd"}, id="carriage-return"),
+    pytest.param({"tx_hash": "0xab\x1bcd"}, id="escape"),
+    pytest.param({"tx_hash": "0xab\x7fcd"}, id="delete"),
+    pytest.param({"tx_hash": "0xab\x85cd"}, id="c1-control"),
+    pytest.param({"tx_hash": "0xab\u2028cd"}, id="line-separator"),
+]
+
+
+@pytest.mark.parametrize("body", INVALID_TX_HASH_BODIES)
+def test_sent_refuses_invalid_tx_hash_before_the_database(bare_client, body):
+    res = bare_client.post_json(url(UNKNOWN_ID, "sent"), body, headers=AUTH, status=400)
+    assert res.json == {"error": "invalid_tx_hash"}
+
+
+@pytest.mark.parametrize("body", [
+    pytest.param({}, id="missing"),
+    pytest.param({"tx_hash": None}, id="null"),
+    pytest.param({"tx_hash": "a" * 257}, id="257-chars"),
+    pytest.param({"tx_hash": " \t "}, id="whitespace-only"),
+    pytest.param({"tx_hash": "0xab\x00cd"}, id="nul"),
+])
+def test_sent_refusing_tx_hash_changes_nothing(client, repo, make_payout, body):
+    payout_id = make_payout()
+    before = snapshot(repo, payout_id)
+    res = client.post_json(url(payout_id, "sent"), body, headers=AUTH, status=400)
+    assert res.json == {"error": "invalid_tx_hash"}
+    assert snapshot(repo, payout_id) == before
+
+
+def test_sent_with_no_body_is_invalid_tx_hash(client, repo, make_payout):
+    payout_id = make_payout()
+    res = client.post(url(payout_id, "sent"), headers=AUTH, status=400)
+    assert res.json == {"error": "invalid_tx_hash"}
+    assert repo.get_payout(payout_id)["status"] == "requested"
+
+
+@pytest.mark.parametrize("tx_hash", [
+    pytest.param("a" * 256, id="256-chars"),
+    pytest.param("0x" + "f" * 64, id="hex"),
+    pytest.param("ü" * 256, id="256-non-ascii-chars"),
+])
+def test_sent_stores_tx_hash_on_payout_and_event(client, repo, make_payout, tx_hash):
+    payout_id = make_payout()
+    res = client.post_json(url(payout_id, "sent"), {"tx_hash": tx_hash},
+                           headers={**AUTH, "X-Admin-Actor": "ops-bob"})
+    assert res.json == {"ok": True}
+    payout = repo.get_payout(payout_id)
+    assert (payout["status"], payout["tx_hash"], payout["reason"]) == ("sent", tx_hash, None)
+    events = client.get(url(payout_id, "events"), headers=AUTH).json["events"]
+    assert len(events) == 1 and TIME.fullmatch(events[0]["at"])
+    assert events == [{
+        "payout_id": payout_id, "from_status": "requested", "to_status": "sent",
+        "reason": None, "tx_hash": tx_hash, "actor": "ops-bob", "at": events[0]["at"],
+    }]
+    assert payout["updated_at"] == events[0]["at"]
+
+
+def test_sent_ignores_unknown_keys(client, repo, make_payout):
+    payout_id = make_payout()
+    res = client.post_json(url(payout_id, "sent"), {"tx_hash": "0xabc", "extra": [1, 2]}, headers=AUTH)
+    assert res.json == {"ok": True}
+    assert repo.get_payout(payout_id)["tx_hash"] == "0xabc"
+
+
+# -- /processing -------------------------------------------------------------
+
+def test_processing_moves_requested_to_processing(client, repo, make_payout):
+    payout_id = make_payout()
+    res = client.post(url(payout_id, "processing"), headers=AUTH)
+    assert res.json == {"ok": True}
+    payout = repo.get_payout(payout_id)
+    assert (payout["status"], payout["reason"], payout["tx_hash"]) == ("processing", None, None)
+    events = repo.events(payout_id)
+    assert events == [{
+        "payout_id": payout_id, "from_status": "requested", "to_status": "processing",
+        "reason": None, "tx_hash": None, "actor": None, "at": payout["updated_at"],
+    }]
+
+
+@pytest.mark.parametrize("status", ["processing", "sent", "failed", "cancelled"])
+def test_processing_from_any_other_status_is_409(client, repo, make_payout, status):
+    payout_id = make_payout()
+    move_to(repo, payout_id, status)
+    before = snapshot(repo, payout_id)
+    res = client.post(url(payout_id, "processing"), headers=AUTH, status=409)
+    assert res.json == {"error": "payout_not_actionable"}
+    assert snapshot(repo, payout_id) == before
+
+
+# -- the state machine -------------------------------------------------------
+
+ACTION_BODIES = {
+    "processing": {},
+    "sent": {"tx_hash": "0xmachine"},
+    "failed": {"reason": "bank said no"},
+}
+
+# (from status, action): the status after a 200, or None for a 409.
+STATE_MACHINE = {
+    ("requested", "processing"): "processing",
+    ("requested", "sent"): "sent",
+    ("requested", "failed"): "failed",
+    ("processing", "processing"): None,
+    ("processing", "sent"): "sent",
+    ("processing", "failed"): "failed",
+    ("sent", "processing"): None,
+    ("sent", "sent"): None,
+    ("sent", "failed"): None,
+    ("failed", "processing"): None,
+    ("failed", "sent"): None,
+    ("failed", "failed"): None,
+    ("cancelled", "processing"): None,
+    ("cancelled", "sent"): None,
+    ("cancelled", "failed"): None,
+}
+
+
+def test_state_machine_table_covers_every_pair():
+    assert set(STATE_MACHINE) == {(s, a) for s in STATUSES for a in ACTION_BODIES}
+
+
+@pytest.mark.parametrize(("start", "action"), list(STATE_MACHINE))
+def test_state_machine(client, repo, make_payout, start, action):
+    payout_id = make_payout()
+    move_to(repo, payout_id, start)
+    before_payout, before_events = snapshot(repo, payout_id)
+    target = STATE_MACHINE[start, action]
+    body = ACTION_BODIES[action]
+    if target is None:
+        res = client.post_json(url(payout_id, action), body, headers=AUTH, status=409)
+        assert res.json == {"error": "payout_not_actionable"}
+        assert snapshot(repo, payout_id) == (before_payout, before_events)
+        return
+    res = client.post_json(url(payout_id, action), body, headers=AUTH, status=200)
+    assert res.json == {"ok": True}
+    after_payout, after_events = snapshot(repo, payout_id)
+    assert after_payout == {
+        **before_payout,
+        "status": target,
+        "reason": body.get("reason", before_payout["reason"]),
+        "tx_hash": body.get("tx_hash", before_payout["tx_hash"]),
+        "updated_at": after_payout["updated_at"],
+    }
+    assert after_payout["updated_at"] > before_payout["updated_at"]
+    assert after_events == before_events + [{
+        "payout_id": payout_id, "from_status": start, "to_status": target,
+        "reason": body.get("reason"), "tx_hash": body.get("tx_hash"), "actor": None,
+        "at": after_payout["updated_at"],
+    }]
+
+
+@pytest.mark.parametrize(("start", "expected"), [
+    ("requested", "cancelled"),
+    ("processing", None),
+    ("sent", None),
+    ("failed", None),
+    ("cancelled", None),
+])
+def test_cancel_state_machine(repo, make_payout, start, expected):
+    from triport_payouts.domain import PayoutNotActionable
+
+    payout_id = make_payout()
+    move_to(repo, payout_id, start)
+    before = snapshot(repo, payout_id)
+    if expected is None:
+        with pytest.raises(PayoutNotActionable):
+            repo.cancel_payout(payout_id)
+        assert snapshot(repo, payout_id) == before
+    else:
+        assert repo.cancel_payout(payout_id) == (start, expected)
+        assert repo.get_payout(payout_id)["status"] == expected
+
+
+@pytest.mark.parametrize("action", ["processing", "sent"])
+def test_action_on_unknown_payout_is_404(client, action):
+    res = client.post_json(url(UNKNOWN_ID, action), ACTION_BODIES[action], headers=AUTH, status=404)
+    assert res.json == {"error": "payout_not_found"}
+
+
+@pytest.mark.parametrize("action", ["processing", "sent"])
+def test_action_accepts_upper_case_id(client, repo, make_payout, action):
+    payout_id = make_payout()
+    res = client.post_json(url(payout_id.upper(), action), ACTION_BODIES[action], headers=AUTH)
+    assert res.json == {"ok": True}
+    assert repo.get_payout(payout_id)["status"] == action
+    assert [e["payout_id"] for e in repo.events(payout_id)] == [payout_id]
+
+
+# -- order of checks ---------------------------------------------------------
+
+BAD_ACTOR = {"X-Admin-Actor": "x" * 129}
+NOT_JSON = b"{not json"
+
+
+# Refusals that come before any database access: a bad or unknown id.
+ORDER_CASES = [
+    pytest.param(BAD_ID, {}, NOT_JSON, 401, "admin_token_invalid", id="no-token-before-bad-id"),
+    pytest.param(BAD_ID, {"X-Admin-Token": "wrong"}, NOT_JSON, 401, "admin_token_invalid",
+                 id="wrong-token-before-bad-id"),
+    pytest.param(UNKNOWN_ID, {}, b"{}", 401, "admin_token_invalid", id="no-token-before-not-found"),
+    pytest.param(BAD_ID, {**AUTH, **BAD_ACTOR}, NOT_JSON, 400, "invalid_payout_id",
+                 id="bad-id-before-bad-actor"),
+    pytest.param(BAD_ID, AUTH, NOT_JSON, 400, "invalid_payout_id", id="bad-id-before-bad-body"),
+    pytest.param(UNKNOWN_ID, {**AUTH, **BAD_ACTOR}, NOT_JSON, 400, "invalid_actor",
+                 id="bad-actor-before-bad-body"),
+    pytest.param(UNKNOWN_ID, {**AUTH, "X-Admin-Actor": "   "}, b"{}", 400, "invalid_actor",
+                 id="blank-actor-before-not-found"),
+    pytest.param(UNKNOWN_ID, AUTH, NOT_JSON, 400, "invalid_json", id="bad-json-before-not-found"),
+]
+
+
+@pytest.mark.parametrize("action", ["processing", "sent"])
+@pytest.mark.parametrize(("payout_id", "headers", "body", "status", "tag"), ORDER_CASES)
+def test_order_of_checks(bare_client, action, payout_id, headers, body, status, tag):
+    res = bare_client.post(url(payout_id, action), params=body, headers=headers,
+                           content_type="application/json", status=status)
+    assert res.json == {"error": tag}
+
+
+# Refusals that must win over the 409 of a settled payout.
+SETTLED_CASES = [
+    pytest.param({}, b"{}", 401, "admin_token_invalid", id="no-token-before-409"),
+    pytest.param(AUTH, NOT_JSON, 400, "invalid_json", id="bad-json-before-409"),
+    pytest.param({**AUTH, **BAD_ACTOR}, b"{}", 400, "invalid_actor", id="bad-actor-before-409"),
+]
+
+
+@pytest.mark.parametrize("action", ["processing", "sent"])
+@pytest.mark.parametrize(("headers", "body", "status", "tag"), SETTLED_CASES)
+def test_order_of_checks_on_settled_payout(client, repo, make_payout, action, headers, body, status, tag):
+    payout_id = make_payout()
+    move_to(repo, payout_id, "sent")
+    before = snapshot(repo, payout_id)
+    res = client.post(url(payout_id, action), params=body, headers=headers,
+                      content_type="application/json", status=status)
+    assert res.json == {"error": tag}
+    assert snapshot(repo, payout_id) == before
+
+
+@pytest.mark.parametrize("status", ["sent", "failed", "cancelled"])
+def test_invalid_tx_hash_before_409(client, repo, make_payout, status):
+    payout_id = make_payout()
+    move_to(repo, payout_id, status)
+    res = client.post_json(url(payout_id, "sent"), {"tx_hash": ""}, headers=AUTH, status=400)
+    assert res.json == {"error": "invalid_tx_hash"}
+
+
+@pytest.mark.parametrize("payout_id", [
+    "not-a-uuid",
+    "6f1c2a4e00004000800000000000000",
+    "6f1c2a4e-0000-4000-8000-00000000000",
+    "6f1c2a4e-0000-4000-8000-0000000000000",
+    "{6f1c2a4e-0000-4000-8000-000000000000}",
+    "6f1c2a4e-0000-4000-8000-00000000000g",
+])
+@pytest.mark.parametrize("action", ["processing", "sent"])
+def test_malformed_id_is_400(bare_client, payout_id, action):
+    res = bare_client.post_json(url(payout_id, action), ACTION_BODIES[action], headers=AUTH, status=400)
+    assert res.json == {"error": "invalid_payout_id"}
+
+
+@pytest.mark.parametrize("action", ["processing", "sent"])
+@pytest.mark.parametrize("headers", [pytest.param({}, id="no-token"), pytest.param(AUTH, id="token")])
+@pytest.mark.parametrize("payout_id", [UNKNOWN_ID, BAD_ID])
+def test_get_on_action_route_is_405_allow_post(bare_client, action, headers, payout_id):
+    res = bare_client.get(url(payout_id, action), headers=headers, status=405)
+    assert res.json == {"error": "method_not_allowed"}
+    assert res.headers["Allow"] == "POST"
+
+
+@pytest.mark.parametrize("path", [
+    PAYOUTS,
+    f"{PAYOUTS}/{UNKNOWN_ID}/events",
+    f"{PAYOUTS}/{BAD_ID}/events",
+    "/v1/admin/referrals/users/x",
+])
+@pytest.mark.parametrize("headers", [pytest.param({}, id="no-token"), pytest.param(AUTH, id="token")])
+def test_post_on_read_route_is_405_allow_get(bare_client, path, headers):
+    res = bare_client.post(path, headers=headers, status=405)
+    assert res.json == {"error": "method_not_allowed"}
+    assert res.headers["Allow"] == "GET"
