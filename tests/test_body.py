@@ -1,0 +1,292 @@
+"""The 4 KiB request body cap and how the body is read from ``wsgi.input``:
+announced lengths, chunked (terminated) input, unannounced bodies, short and
+broken streams. Requests are built by hand and, where the environ is valid
+PEP 3333, sent through ``wsgiref.validate``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from wsgiref.validate import validator
+
+import pytest
+
+from conftest import PAYOUTS, TOKEN
+
+CAP = 4096
+
+
+class Input:
+    """A ``wsgi.input`` that serves ``data`` at most ``step`` bytes a read and
+    records how much was asked for and read. ``error`` is raised by every
+    read; ``blocking`` stands for a socket with nothing more to come."""
+
+    def __init__(self, data: bytes = b"", *, step: int | None = None, error: BaseException | None = None,
+                 blocking: bool = False):
+        self._data = io.BytesIO(data)
+        self._step = step
+        self._error = error
+        self._blocking = blocking
+        self.reads = 0
+        self.bytes_read = 0
+
+    def read(self, size=-1):
+        self.reads += 1
+        if self._blocking:
+            raise AssertionError("read() on a body that was never announced would block")
+        if self._error is not None:
+            raise self._error
+        if size is None or size < 0:
+            raise AssertionError("unbounded read() of wsgi.input")
+        if self._step is not None:
+            size = min(size, self._step)
+        chunk = self._data.read(size)
+        self.bytes_read += len(chunk)
+        return chunk
+
+    def readline(self, size=-1):
+        raise AssertionError("readline() is not how a JSON body is read")
+
+    def readlines(self, hint=-1):
+        raise AssertionError("readlines() is not how a JSON body is read")
+
+    def __iter__(self):
+        raise AssertionError("iterating is not how a JSON body is read")
+
+
+def body_of_size(size: int) -> bytes:
+    """A valid JSON object {"reason": "xxx..."} of exactly `size` bytes."""
+    shell = b'{"reason": ""}'
+    body = b'{"reason": "' + b"x" * (size - len(shell)) + b'"}'
+    assert len(body) == size
+    json.loads(body)
+    return body
+
+
+def make_environ(stream, *, path, content_length=None, terminated=False, **extra):
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "SCRIPT_NAME": "",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_HOST": "localhost",
+        "HTTP_X_ADMIN_TOKEN": TOKEN,
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": stream,
+        "wsgi.errors": io.StringIO(),
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+    if content_length is not None:
+        environ["CONTENT_LENGTH"] = content_length
+    if terminated:
+        environ["wsgi.input_terminated"] = True
+    environ.update(extra)
+    return environ
+
+
+def call(app, environ, *, validate=True):
+    """(status code, headers, JSON body) of one request; PEP 3333-checked unless validate=False."""
+    seen = {}
+
+    def start_response(status, headers, exc_info=None):
+        seen["status"], seen["headers"] = status, headers
+        return lambda data: None
+
+    wsgi = validator(app) if validate else app
+    result = wsgi(environ, start_response)
+    try:
+        body = b"".join(result)
+    finally:
+        if hasattr(result, "close"):
+            result.close()
+    headers = dict(seen["headers"])
+    assert headers["Content-Length"] == str(len(body))
+    assert headers["Content-Type"].split(";")[0] == "application/json"
+    return int(seen["status"].split()[0]), headers, json.loads(body)
+
+
+@pytest.fixture
+def payout(make_payout):
+    return make_payout()
+
+
+@pytest.fixture
+def url(payout):
+    return f"{PAYOUTS}/{payout}/failed"
+
+
+def assert_failed_with(repo, payout_id, reason):
+    payout = repo.get_payout(payout_id)
+    assert (payout["status"], payout["reason"]) == ("failed", reason)
+
+
+def assert_untouched(repo, payout_id):
+    assert repo.get_payout(payout_id)["status"] == "requested"
+    assert repo.events(payout_id) == []
+
+
+# -- at the cap -----------------------------------------------------------------
+
+
+def test_announced_body_of_exactly_4096_bytes_is_accepted(app, repo, payout, url):
+    body = body_of_size(CAP)
+    stream = Input(body)
+    status, _, answer = call(app, make_environ(stream, path=url, content_length=str(CAP)))
+    assert (status, answer) == (200, {"ok": True})
+    assert_failed_with(repo, payout, json.loads(body)["reason"])
+    assert stream.bytes_read == CAP
+
+
+def test_announced_body_of_4097_bytes_is_refused_unread(app, repo, payout, url):
+    stream = Input(body_of_size(CAP + 1))
+    status, _, answer = call(app, make_environ(stream, path=url, content_length=str(CAP + 1)))
+    assert (status, answer) == (400, {"error": "invalid_json"})
+    assert stream.reads == 0
+    assert_untouched(repo, payout)
+
+
+def test_chunked_body_of_exactly_4096_bytes_is_accepted(app, repo, payout, url):
+    body = body_of_size(CAP)
+    stream = Input(body)
+    status, _, answer = call(app, make_environ(stream, path=url, terminated=True))
+    assert (status, answer) == (200, {"ok": True})
+    assert_failed_with(repo, payout, json.loads(body)["reason"])
+
+
+def test_chunked_body_of_4097_bytes_is_refused(app, repo, payout, url):
+    stream = Input(body_of_size(CAP + 1))
+    status, _, answer = call(app, make_environ(stream, path=url, terminated=True))
+    assert (status, answer) == (400, {"error": "invalid_json"})
+    assert stream.bytes_read <= CAP + 1
+    assert_untouched(repo, payout)
+
+
+@pytest.mark.parametrize("declared", ["4097", "1000000000", "99999999999999999999999999"])
+def test_announced_length_over_the_cap_is_refused_with_nothing_read(app, repo, payout, url, declared):
+    stream = Input(b"x" * 10_000)
+    status, _, answer = call(app, make_environ(stream, path=url, content_length=declared))
+    assert (status, answer) == (400, {"error": "invalid_json"})
+    assert (stream.reads, stream.bytes_read) == (0, 0)
+    assert_untouched(repo, payout)
+
+
+def test_chunked_body_over_the_cap_is_refused_reading_at_most_4097_bytes(app, repo, payout, url):
+    stream = Input(b"x" * 10_000)
+    status, _, answer = call(app, make_environ(stream, path=url, terminated=True))
+    assert (status, answer) == (400, {"error": "invalid_json"})
+    assert 0 < stream.bytes_read <= CAP + 1
+    assert_untouched(repo, payout)
+
+
+def test_chunked_valid_json_over_the_cap_is_refused(app, repo, payout, url):
+    stream = Input(body_of_size(10_000))
+    status, _, answer = call(app, make_environ(stream, path=url, terminated=True))
+    assert (status, answer) == (400, {"error": "invalid_json"})
+    assert stream.bytes_read <= CAP + 1
+    assert_untouched(repo, payout)
+
+
+# -- how the body is read ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("step", [None, 1, 7, 1000], ids=["whole", "1-byte", "7-bytes", "1000-bytes"])
+def test_chunked_small_body_is_accepted_in_any_pieces(app, repo, payout, url, step):
+    stream = Input(b'{"reason": "chunked \xe2\x9c\x93"}', step=step)
+    status, _, answer = call(app, make_environ(stream, path=url, terminated=True))
+    assert (status, answer) == (200, {"ok": True})
+    assert_failed_with(repo, payout, "chunked \u2713")
+
+
+@pytest.mark.parametrize("step", [1, 7, 1000], ids=["1-byte", "7-bytes", "1000-bytes"])
+def test_announced_body_is_read_whole_when_the_stream_gives_it_in_pieces(app, repo, payout, url, step):
+    body = body_of_size(3000)
+    stream = Input(body, step=step)
+    status, _, answer = call(app, make_environ(stream, path=url, content_length=str(len(body))))
+    assert (status, answer) == (200, {"ok": True})
+    assert_failed_with(repo, payout, json.loads(body)["reason"])
+
+
+def test_nothing_past_the_announced_length_is_read(app, repo, payout, url):
+    stream = Input(b'{"reason": "r"}' + b"GET /next-pipelined-request HTTP/1.1\r\n" * 10)
+    status, _, answer = call(app, make_environ(stream, path=url, content_length="15"))
+    assert (status, answer) == (200, {"ok": True})
+    assert stream.bytes_read == 15
+    assert_failed_with(repo, payout, "r")
+
+
+@pytest.mark.parametrize("content_length", [None, ""], ids=["absent", "empty"])
+def test_unannounced_unterminated_body_is_empty_and_never_read(app, repo, payout, url, content_length):
+    stream = Input(blocking=True)
+    status, _, answer = call(app, make_environ(stream, path=url, content_length=content_length))
+    assert (status, answer) == (200, {"ok": True})
+    assert stream.reads == 0
+    assert_failed_with(repo, payout, None)
+
+
+def test_content_length_zero_is_an_empty_body(app, repo, payout, url):
+    stream = Input(blocking=True)
+    status, _, answer = call(app, make_environ(stream, path=url, content_length="0"))
+    assert (status, answer) == (200, {"ok": True})
+    assert stream.reads == 0
+    assert_failed_with(repo, payout, None)
+
+
+def test_empty_chunked_body_is_an_empty_object(app, repo, payout, url):
+    status, _, answer = call(app, make_environ(Input(b""), path=url, terminated=True))
+    assert (status, answer) == (200, {"ok": True})
+    assert_failed_with(repo, payout, None)
+
+
+@pytest.mark.parametrize("sent", [b"", b'{"reason"', b'{"reason": "x"}'], ids=["nothing", "partial", "whole-object"])
+def test_body_shorter_than_its_content_length_is_invalid_json(app, repo, payout, url, sent):
+    stream = Input(sent)
+    status, _, answer = call(app, make_environ(stream, path=url, content_length="100"))
+    assert (status, answer) == (400, {"error": "invalid_json"})
+    assert_untouched(repo, payout)
+
+
+@pytest.mark.parametrize("error", [OSError("broken"), ConnectionResetError(), TimeoutError()],
+                         ids=["OSError", "ConnectionResetError", "TimeoutError"])
+@pytest.mark.parametrize("terminated", [False, True], ids=["announced", "chunked"])
+def test_stream_that_fails_to_read_is_invalid_json(app, repo, payout, url, error, terminated):
+    stream = Input(error=error)
+    environ = make_environ(stream, path=url, content_length=None if terminated else "15", terminated=terminated)
+    status, _, answer = call(app, environ)
+    assert (status, answer) == (400, {"error": "invalid_json"})
+    assert_untouched(repo, payout)
+
+
+@pytest.mark.parametrize("declared", [
+    "-1", "-15", "abc", "1e3", "0x0f", "15.0", "1 5", "15abc", "\u00b2",
+])
+def test_malformed_content_length_is_invalid_json(app, repo, payout, url, declared):
+    # A 15-byte valid object, so only the malformed length can refuse it.
+    stream = Input(b'{"reason": "r"}')
+    # wsgiref.validate itself rejects these lengths, so the app is called bare.
+    status, headers, answer = call(app, make_environ(stream, path=url, content_length=declared), validate=False)
+    assert (status, answer) == (400, {"error": "invalid_json"})
+    assert headers["Cache-Control"] == "no-store"
+    assert_untouched(repo, payout)
+
+
+def test_body_problems_on_other_routes_are_not_reached_before_routing(app, url):
+    stream = Input(blocking=True)
+    environ = make_environ(stream, path="/nope", content_length="1000000000")
+    status, _, answer = call(app, environ)
+    assert (status, answer) == (404, {"error": "not_found"})
+    assert stream.reads == 0
+
+
+def test_oversized_body_is_not_read_before_the_token_check(app, url):
+    stream = Input(blocking=True)
+    environ = make_environ(stream, path=url, content_length="1000000000", HTTP_X_ADMIN_TOKEN="wrong")
+    status, _, answer = call(app, environ)
+    assert (status, answer) == (401, {"error": "admin_token_invalid"})
+    assert stream.reads == 0

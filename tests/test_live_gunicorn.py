@@ -1,0 +1,289 @@
+"""A real gunicorn with four workers over one SQLite file: racing requests,
+racing command-line processes, chunked and truncated bodies on raw sockets.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from decimal import Decimal
+
+import pytest
+
+from conftest import PAYOUTS, TOKEN
+from triport_payouts.db import open_database
+from triport_payouts.repository import Repository
+
+pytestmark = pytest.mark.live
+
+HOST = "127.0.0.1"
+WORKERS = 4
+TIMEOUT = 10  # seconds a socket waits for an answer: a bound, never an assertion on speed
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    def __init__(self, port: int, database: str, log_path):
+        self.port = port
+        self.database = database
+        self.log_path = log_path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def booted_workers(self) -> int:
+        return self.log().count("Booting worker")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("live")
+    database = str(tmp / "live.sqlite3")
+    db = open_database(database)
+    db.init_schema()
+    db.close()
+    port = free_port()
+    log_path = tmp / "gunicorn.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--bind", f"{HOST}:{port}", "--workers", str(WORKERS),
+             "triport_payouts.wsgi:application"],
+            env={**os.environ, "TRIPORT_DATABASE": database, "TRIPORT_ADMIN_TOKEN": TOKEN},
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+    live = Server(port, database, log_path)
+    try:
+        _wait_until_serving(proc, live)
+        yield live
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _wait_until_serving(proc, live, deadline_seconds=30.0):
+    deadline = time.monotonic() + deadline_seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"gunicorn exited with {proc.returncode}:\n{live.log()}")
+        if live.booted_workers() >= WORKERS:
+            try:
+                with socket.create_connection((HOST, live.port), timeout=1):
+                    return
+            except OSError:
+                pass
+        time.sleep(0.05)
+    pytest.fail(f"gunicorn did not start serving within {deadline_seconds}s:\n{live.log()}")
+
+
+@pytest.fixture(scope="module")
+def live_repo(server):
+    db = open_database(server.database)
+    yield Repository(db)
+    db.close()
+
+
+@pytest.fixture
+def new_payout(live_repo):
+    def make(user_id="live-user", amount="10.00"):
+        live_repo.credit(user_id, Decimal(amount), "USDT", "live test")
+        return live_repo.create_payout(user_id, Decimal(amount), "USDT", "0xlive")["id"]
+
+    return make
+
+
+def failed_path(payout_id):
+    return f"{PAYOUTS}/{payout_id}/failed"
+
+
+def post(server, path, body: bytes = b"{}", headers=None):
+    conn = http.client.HTTPConnection(HOST, server.port, timeout=TIMEOUT)
+    try:
+        conn.request("POST", path, body=body, headers={"X-Admin-Token": TOKEN, **(headers or {})})
+        res = conn.getresponse()
+        return res.status, json.loads(res.read())
+    finally:
+        conn.close()
+
+
+def raw_exchange(server, request: bytes, *, close_write=False):
+    """Sends raw bytes and reads until the server closes: (status, headers, JSON body)."""
+    with socket.create_connection((HOST, server.port), timeout=TIMEOUT) as sock:
+        sock.sendall(request)
+        if close_write:
+            sock.shutdown(socket.SHUT_WR)
+        data = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {name.strip().lower(): value.strip()
+               for name, _, value in (line.partition(":") for line in header_lines)}
+    body = body[:int(headers["content-length"])]
+    assert headers["content-type"].split(";")[0] == "application/json"
+    return int(status_line.split()[1]), headers, json.loads(body)
+
+
+def request_head(path, extra_headers: str) -> bytes:
+    return (f"POST {path} HTTP/1.1\r\nHost: {HOST}\r\nX-Admin-Token: {TOKEN}\r\n"
+            f"{extra_headers}\r\n").encode("latin-1")
+
+
+def chunked(body: bytes, size: int = 1000) -> bytes:
+    pieces = [body[i:i + size] for i in range(0, len(body), size)]
+    return b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces) + b"0\r\n\r\n"
+
+
+# -- (a) one payout, 32 racing requests ----------------------------------------------------
+
+
+def test_racing_requests_on_one_payout_exactly_one_wins(server, live_repo, new_payout):
+    payout_id = new_payout()
+    racers = 32
+    barrier = threading.Barrier(racers)
+    results: list = [None] * racers
+
+    def race(i):
+        conn = http.client.HTTPConnection(HOST, server.port, timeout=30)
+        try:
+            conn.connect()
+            barrier.wait(timeout=30)
+            body = json.dumps({"reason": f"reason {i}"}).encode()
+            conn.request("POST", failed_path(payout_id), body=body,
+                         headers={"X-Admin-Token": TOKEN, "X-Admin-Actor": f"racer-{i}",
+                                  "Content-Type": "application/json"})
+            res = conn.getresponse()
+            results[i] = (res.status, json.loads(res.read()))
+        except BaseException as exc:  # reported below, with the index
+            results[i] = exc
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=race, args=(i,)) for i in range(racers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert [r for r in results if not isinstance(r, tuple)] == []
+    winners = [i for i, r in enumerate(results) if r == (200, {"ok": True})]
+    losers = [i for i, r in enumerate(results) if r == (409, {"error": "payout_not_actionable"})]
+    assert len(winners) == 1, results
+    assert len(losers) == racers - 1, results
+    [winner] = winners
+    payout = live_repo.get_payout(payout_id)
+    assert (payout["status"], payout["reason"]) == ("failed", f"reason {winner}")
+    [event] = live_repo.events(payout_id)
+    assert (event["from_status"], event["to_status"], event["actor"], event["reason"]) == (
+        "requested", "failed", f"racer-{winner}", f"reason {winner}")
+
+
+# -- (b) racing create-payout processes ----------------------------------------------
+
+
+def test_racing_create_payout_processes_never_overdraw(repo, database_url):
+    repo.credit("racer", Decimal("100.00"), "USDT", "live test")
+    command = [sys.executable, "-m", "triport_payouts", "create-payout", "--user-id", "racer",
+               "--amount", "30.00", "--currency", "USDT", "--destination", "0xrace"]
+    env = {**os.environ, "TRIPORT_DATABASE": database_url}
+    procs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(8)]
+    outcomes = [(proc.wait(timeout=120), *proc.communicate()) for proc in procs]
+    succeeded = [out for code, out, _ in outcomes if code == 0]
+    refused = [err for code, _, err in outcomes if code == 1]
+    assert len(succeeded) == 3, outcomes
+    assert len(refused) == 5, outcomes
+    for err in refused:
+        assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert {json.loads(out)["status"] for out in succeeded} == {"requested"}
+    view = repo.user_view("racer")
+    assert view["counts"]["requested"] == 3
+    [balance] = view["balances"]
+    assert Decimal(balance["reserved"]) == Decimal("90.00")
+    assert Decimal(balance["available"]) == Decimal("10.00")
+
+
+# -- (c) chunked bodies ------------------------------------------------------------------
+
+
+def test_chunked_body_over_the_cap_is_invalid_json(server, live_repo, new_payout):
+    payout_id = new_payout()
+    request = request_head(failed_path(payout_id), "Transfer-Encoding: chunked\r\n") + chunked(b"x" * 10_000)
+    status, headers, body = raw_exchange(server, request)
+    assert (status, body) == (400, {"error": "invalid_json"})
+    assert headers["cache-control"] == "no-store"
+    assert live_repo.get_payout(payout_id)["status"] == "requested"
+
+
+def test_chunked_valid_json_over_the_cap_is_invalid_json(server, live_repo, new_payout):
+    payout_id = new_payout()
+    body = json.dumps({"reason": "y" * 6000}).encode()
+    request = request_head(failed_path(payout_id), "Transfer-Encoding: chunked\r\n") + chunked(body)
+    status, _, answer = raw_exchange(server, request)
+    assert (status, answer) == (400, {"error": "invalid_json"})
+    assert live_repo.get_payout(payout_id)["status"] == "requested"
+
+
+def test_chunked_small_body_is_accepted(server, live_repo, new_payout):
+    payout_id = new_payout()
+    body = json.dumps({"reason": "sent in chunks ✓"}, ensure_ascii=False).encode()
+    request = request_head(failed_path(payout_id), "Transfer-Encoding: chunked\r\n") + chunked(body, size=5)
+    status, _, answer = raw_exchange(server, request)
+    assert (status, answer) == (200, {"ok": True})
+    payout = live_repo.get_payout(payout_id)
+    assert (payout["status"], payout["reason"]) == ("failed", "sent in chunks ✓")
+
+
+# -- (d) a client that announces more than it sends ------------------------------------
+
+
+def test_body_shorter_than_announced_then_half_close_is_invalid_json(server, live_repo, new_payout):
+    payout_id = new_payout()
+    request = request_head(failed_path(payout_id), "Content-Length: 100\r\n") + b'{"reason":'
+    status, _, answer = raw_exchange(server, request, close_write=True)
+    assert (status, answer) == (400, {"error": "invalid_json"})
+    assert live_repo.get_payout(payout_id)["status"] == "requested"
+
+
+def test_server_survives_clients_that_close_mid_body(server, live_repo, new_payout):
+    payout_id = new_payout()
+    for _ in range(WORKERS):
+        with socket.create_connection((HOST, server.port), timeout=TIMEOUT) as sock:
+            sock.sendall(request_head(failed_path(payout_id), "Content-Length: 100\r\n") + b'{"reason":')
+    assert post(server, failed_path(payout_id), b'{"reason": "after the broken ones"}') == (200, {"ok": True})
+    for _ in range(WORKERS):
+        assert post(server, failed_path(payout_id)) == (409, {"error": "payout_not_actionable"})
+    payout = live_repo.get_payout(payout_id)
+    assert (payout["status"], payout["reason"]) == ("failed", "after the broken ones")
+    assert len(live_repo.events(payout_id)) == 1
+    assert server.booted_workers() == WORKERS, server.log()
+
+
+# -- (e) a huge announced body that never comes ---------------------------------------------
+
+
+def test_huge_content_length_is_refused_without_waiting_for_the_body(server, live_repo, new_payout):
+    payout_id = new_payout()
+    request = request_head(failed_path(payout_id), "Content-Length: 1000000000\r\n")
+    # No body is sent and the socket stays open: an answer can only come if
+    # the server refuses without reading (else the recv times out).
+    status, headers, answer = raw_exchange(server, request)
+    assert (status, answer) == (400, {"error": "invalid_json"})
+    assert headers["cache-control"] == "no-store"
+    assert live_repo.get_payout(payout_id)["status"] == "requested"
