@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import datetime
 import getpass
+import io
 import json
 import os
 import sys
 
-from . import domain, gunicorn_conf, idempotency
+from . import audit, domain, export, gunicorn_conf, idempotency
 from .config import Config
 from .db import DatabaseUnavailable, open_database
 from .repository import Repository
@@ -36,6 +37,10 @@ def main(argv=None, environ=None) -> int:
         return _refuse(f"database unavailable: {exc}")
     except db.errors as exc:
         return _refuse(f"database error: {exc}")
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as other tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 def _refuse(message: str) -> int:
@@ -87,6 +92,28 @@ def cmd_seed_demo(args, repo, config):
     ids = repo.seed_demo(args.payouts, args.users)
     if ids:
         sys.stdout.write("\n".join(ids) + "\n")
+
+
+def cmd_audit(args, repo, config):
+    report = audit.audit(repo.db)
+    for line in report.violations:
+        print(line)
+    counts = f"{report.payouts} payouts, {report.events} events, {report.credits} credits"
+    if report.violations:
+        print(f"audit failed: {len(report.violations)} violations in {counts}")
+        return 1
+    print(f"audit ok: {counts}")
+
+
+def cmd_export(args, repo, config):
+    since = export.parse_time(args.since) if args.since else None
+    until = export.parse_time(args.until) if args.until else None
+    out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="", write_through=False)
+    try:
+        export.export(repo.db, out, args.format, status=args.status, since=since, until=until)
+    finally:
+        out.flush()
+        out.detach()
 
 
 def cmd_prune_idempotency_keys(args, repo, config):
@@ -170,6 +197,17 @@ def _parser() -> argparse.ArgumentParser:
                   "create demo users with earnings and N requested payouts; prints each payout id")
     sub.add_argument("--payouts", type=_count, default=20, metavar="N")
     sub.add_argument("--users", type=_positive, default=5, metavar="M")
+
+    command("audit", cmd_audit,
+            "check the database's invariants; exit 1 with one line per violation")
+
+    sub = command("export", cmd_export,
+                  "stream payouts with their settlement for reconciliation (filters on the time of"
+                  " the last change: since inclusive, until exclusive)")
+    sub.add_argument("--status", choices=domain.STATUSES)
+    sub.add_argument("--since", metavar="T", help="RFC 3339 time or date, e.g. 2026-11-01")
+    sub.add_argument("--until", metavar="T", help="RFC 3339 time or date")
+    sub.add_argument("--format", choices=export.FORMATS, default="csv")
 
     sub = command("prune-idempotency-keys", cmd_prune_idempotency_keys,
                   "delete idempotency keys older than H hours (never fewer than 24)")

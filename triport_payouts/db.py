@@ -126,6 +126,17 @@ class SQLiteDatabase(PerThreadConnections):
                 conn.execute("ROLLBACK")
             raise
 
+    @contextmanager
+    def snapshot(self):
+        """A consistent read of the whole database: yields stream(sql, params),
+        which returns an iterator of rows, fetched as they are read."""
+        conn = self.connection()
+        conn.execute("BEGIN")
+        try:
+            yield lambda sql, params=(): conn.execute(sql, params)
+        finally:
+            conn.execute("ROLLBACK")
+
     def lock_balance(self, conn, user_id: str, currency: str) -> None:
         """Serialise balance checks: BEGIN IMMEDIATE already holds the write lock."""
 

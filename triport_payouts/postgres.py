@@ -9,6 +9,7 @@ be reached is ``DatabaseUnavailable``, which the app answers with 503.
 
 from __future__ import annotations
 
+import itertools
 from contextlib import contextmanager
 
 import psycopg
@@ -76,6 +77,23 @@ class PostgresDatabase(PerThreadConnections):
         conn = self.connection()
         with conn.transaction():
             yield conn
+
+    @contextmanager
+    def snapshot(self):
+        """A consistent read of the whole database: yields stream(sql, params),
+        which returns server-side cursors, so a million rows never sit in memory."""
+        conn = self.connection()
+        names = itertools.count()
+        with conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+
+            def stream(sql, params=()):
+                cursor = conn.cursor(name=f"stream_{next(names)}")
+                cursor.itersize = 5_000
+                cursor.execute(self.sql(sql), params)
+                return cursor
+
+            yield stream
 
     def lock_balance(self, conn, user_id: str, currency: str) -> None:
         """Serialise balance checks of one (user, currency) across every host,

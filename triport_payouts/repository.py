@@ -9,11 +9,15 @@ never built from request data.
 from __future__ import annotations
 
 import itertools
+import json
+import logging
 import random
 from decimal import Decimal
 
 from . import domain
 from .domain import TRANSITIONS
+
+log = logging.getLogger("triport_payouts")
 
 PAYOUT_COLUMNS = (
     "id", "user_id", "amount", "currency", "destination", "status",
@@ -186,6 +190,8 @@ class Repository:
             )
             if within is not None:
                 within(conn)
+        # One line per transition, for log pipelines; never the token.
+        log.info("payout %s %s -> %s actor=%s", payout_id, current, rule.target, json.dumps(actor))
         return current, rule.target
 
     def credit(self, user_id: str, amount: Decimal, currency: str, note: str | None = None) -> dict:

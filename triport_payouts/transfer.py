@@ -31,12 +31,13 @@ def copy_database(source, target) -> dict[str, int]:
         for table, _columns, _order in TABLES:
             if out.execute(f"SELECT count(*) FROM {table}").fetchone()[0]:
                 raise TargetNotEmpty()
-        for table, columns, order in TABLES:
-            rows = source.connection().execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {order}")
-            counts[table] = 0
-            while batch := rows.fetchmany(BATCH):
-                target.bulk_insert(out, table, columns, [_text_amounts(table, row) for row in batch])
-                counts[table] += len(batch)
+        with source.snapshot() as stream:
+            for table, columns, order in TABLES:
+                rows = stream(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {order}")
+                counts[table] = 0
+                while batch := rows.fetchmany(BATCH):
+                    target.bulk_insert(out, table, columns, [_text_amounts(table, row) for row in batch])
+                    counts[table] += len(batch)
     return counts
 
 

@@ -1,0 +1,116 @@
+"""The integrity audit: reads the whole database in one consistent snapshot,
+streaming, and names every broken invariant.
+
+- each payout's events replay, from `requested`, through the transitions
+  table to its status;
+- a settled payout has exactly one terminal event; a sent one has a tx_hash;
+- every amount is positive, and no (user, currency) balance is negative;
+- no event points at a missing payout.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+
+from . import domain
+
+_PAYOUTS = "SELECT id, user_id, amount, currency, status, tx_hash FROM payouts ORDER BY id"
+_EVENTS = "SELECT payout_id, from_status, to_status FROM payout_events ORDER BY payout_id, id"
+_CREDITS = "SELECT user_id, currency, amount FROM credits"
+
+# Every (from, to) pair the transitions table allows.
+_MOVES = {(source, rule.target) for rule in domain.TRANSITIONS.values() for source in rule.sources}
+
+
+@dataclass
+class Report:
+    payouts: int = 0
+    events: int = 0
+    credits: int = 0
+    violations: list[str] = field(default_factory=list)
+
+
+def audit(db, report: Report | None = None) -> Report:
+    """Checks every invariant; returns the counts and the violations found."""
+    report = report or Report()
+    balances: dict[tuple[str, str], list[Decimal]] = {}
+    with db.snapshot() as stream:
+        for user_id, currency, amount in stream(_CREDITS):
+            report.credits += 1
+            totals = _bucket(balances, user_id, currency)
+            totals[0] = domain.MONEY.add(totals[0], _amount(amount, f"credit of {user_id}", report))
+        groups = itertools.groupby(stream(_EVENTS), key=lambda row: row[0])
+        pending = next(groups, None)
+        for payout_id, user_id, amount, currency, status, tx_hash in stream(_PAYOUTS):
+            report.payouts += 1
+            while pending is not None and pending[0] < payout_id:
+                report.events += _orphans(pending, report)
+                pending = next(groups, None)
+            events = []
+            if pending is not None and pending[0] == payout_id:
+                events = [(frm, to) for _, frm, to in pending[1]]
+                pending = next(groups, None)
+            report.events += len(events)
+            _check_payout(payout_id, status, tx_hash, events, report)
+            value = _amount(amount, f"payout {payout_id}", report)
+            totals = _bucket(balances, user_id, currency)
+            if status in domain.RESERVING:
+                totals[1] = domain.MONEY.add(totals[1], value)
+            elif status == domain.SENT:
+                totals[2] = domain.MONEY.add(totals[2], value)
+        while pending is not None:
+            report.events += _orphans(pending, report)
+            pending = next(groups, None)
+    for (user_id, currency), (earned, reserved, sent) in sorted(balances.items()):
+        available = domain.available(earned, reserved, sent)
+        if available < 0:
+            report.violations.append(
+                f"user {user_id} {currency}: available is {domain.format_amount(available)}"
+                f" (earned {domain.format_amount(earned)}, reserved {domain.format_amount(reserved)},"
+                f" sent {domain.format_amount(sent)})"
+            )
+    return report
+
+
+def _check_payout(payout_id, status, tx_hash, events, report: Report) -> None:
+    state = domain.REQUESTED
+    for frm, to in events:
+        if frm != state or (frm, to) not in _MOVES:
+            report.violations.append(
+                f"payout {payout_id}: event {frm} -> {to} cannot follow {state}"
+            )
+            break
+        state = to
+    else:
+        if state != status:
+            report.violations.append(f"payout {payout_id}: events replay to {state}, status is {status}")
+    terminal = sum(1 for _, to in events if to in domain.TERMINAL)
+    if status in domain.TERMINAL and terminal != 1:
+        report.violations.append(f"payout {payout_id}: {status} with {terminal} terminal events")
+    if status == domain.SENT and not tx_hash:
+        report.violations.append(f"payout {payout_id}: sent without a tx_hash")
+
+
+def _orphans(group, report: Report) -> int:
+    count = sum(1 for _ in group[1])
+    report.violations.append(f"payout {group[0]}: {count} events, but no such payout")
+    return count
+
+
+def _amount(value, what: str, report: Report) -> Decimal:
+    try:
+        amount = Decimal(value)
+        positive = amount.is_finite() and amount > 0
+    except (InvalidOperation, TypeError, ValueError):
+        positive = False
+    if not positive:
+        report.violations.append(f"{what}: amount {value!r} is not a positive decimal")
+        return Decimal(0)
+    return amount
+
+
+def _bucket(balances, user_id: str, currency: str) -> list[Decimal]:
+    """[earned, reserved, sent] of one user and currency."""
+    return balances.setdefault((user_id, currency), [Decimal(0), Decimal(0), Decimal(0)])
