@@ -106,7 +106,7 @@ def _amount(value, what: str, report: Report) -> Decimal:
     except (InvalidOperation, TypeError, ValueError):
         positive = False
     if not positive:
-        report.violations.append(f"{what}: amount {value!r} is not a positive decimal")
+        report.violations.append(f"{what}: amount {value} is not a positive decimal")
         return Decimal(0)
     return amount
 
