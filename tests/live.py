@@ -24,13 +24,15 @@ class Gunicorn:
 
     def __init__(self, database: str, token: str | None, workers: int = 4, log_path=None):
         self.port = free_port()
+        self.database = database
+        self.log_path = log_path
         env = {**os.environ, "TRIPORT_DATABASE": database, "TRIPORT_ADMIN_TOKEN": token or ""}
-        self.log = open(log_path or os.devnull, "wb")
+        self._log_file = open(log_path or os.devnull, "wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--config", "python:triport_payouts.gunicorn_conf",
              "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers),
              "triport_payouts.wsgi:application"],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            env=env, stdout=self._log_file, stderr=subprocess.STDOUT,
         )
         self._wait_ready()
 
@@ -67,7 +69,14 @@ class Gunicorn:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        self.log.close()
+        self._log_file.close()
+
+    def log(self) -> str:
+        """What gunicorn and the app wrote so far (with log_path given)."""
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def booted_workers(self) -> int:
+        return self.log().count("Booting worker")
 
     def __enter__(self):
         return self

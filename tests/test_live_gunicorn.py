@@ -11,12 +11,12 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from decimal import Decimal
 
 import pytest
 
 from conftest import PAYOUTS, TOKEN
+from live import Gunicorn
 from triport_payouts.db import open_database
 from triport_payouts.repository import Repository
 
@@ -27,25 +27,6 @@ WORKERS = 4
 TIMEOUT = 10  # seconds a socket waits for an answer: a bound, never an assertion on speed
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    def __init__(self, port: int, database: str, log_path):
-        self.port = port
-        self.database = database
-        self.log_path = log_path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def booted_workers(self) -> int:
-        return self.log().count("Booting worker")
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("live")
@@ -53,41 +34,8 @@ def server(tmp_path_factory):
     db = open_database(database)
     db.init_schema()
     db.close()
-    port = free_port()
-    log_path = tmp / "gunicorn.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--bind", f"{HOST}:{port}", "--workers", str(WORKERS),
-             "triport_payouts.wsgi:application"],
-            env={**os.environ, "TRIPORT_DATABASE": database, "TRIPORT_ADMIN_TOKEN": TOKEN},
-            stdout=log, stderr=subprocess.STDOUT,
-        )
-    live = Server(port, database, log_path)
-    try:
-        _wait_until_serving(proc, live)
+    with Gunicorn(database, TOKEN, workers=WORKERS, log_path=tmp / "gunicorn.log") as live:
         yield live
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _wait_until_serving(proc, live, deadline_seconds=30.0):
-    deadline = time.monotonic() + deadline_seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"gunicorn exited with {proc.returncode}:\n{live.log()}")
-        if live.booted_workers() >= WORKERS:
-            try:
-                with socket.create_connection((HOST, live.port), timeout=1):
-                    return
-            except OSError:
-                pass
-        time.sleep(0.05)
-    pytest.fail(f"gunicorn did not start serving within {deadline_seconds}s:\n{live.log()}")
 
 
 @pytest.fixture(scope="module")

@@ -65,6 +65,14 @@ class PerThreadConnections:
     def _usable(self, conn) -> bool:
         return True
 
+    def ping(self) -> None:
+        """Raises DatabaseUnavailable unless the schema can be read."""
+        try:
+            if not self.has_schema():
+                raise DatabaseUnavailable("the database has no schema: run init-db")
+        except self.errors as exc:
+            raise DatabaseUnavailable(first_line(exc)) from None
+
     def _connect(self):
         raise NotImplementedError
 
@@ -155,13 +163,6 @@ class SQLiteDatabase(PerThreadConnections):
         ).fetchone()
         return row[0] == len(SCHEMA_TABLES)
 
-    def ping(self) -> None:
-        """Raises DatabaseUnavailable unless the schema can be read."""
-        try:
-            if not self.has_schema():
-                raise DatabaseUnavailable("the database has no schema: run init-db")
-        except sqlite3.Error as exc:
-            raise DatabaseUnavailable(str(exc)) from exc
 
 
 def open_database(url: str):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 
-from . import domain, http
+from . import domain
 from .errors import BadRequest, from_domain
 from .http import Response
 

@@ -117,11 +117,3 @@ class PostgresDatabase(PerThreadConnections):
         ).fetchone()
         return row[0] == len(SCHEMA_TABLES)
 
-    def ping(self) -> None:
-        """Raises DatabaseUnavailable unless the schema can be read."""
-        try:
-            if not self.has_schema():
-                raise DatabaseUnavailable("the database has no schema: run init-db")
-        except psycopg.Error as exc:
-            raise DatabaseUnavailable(first_line(exc)) from None
-
