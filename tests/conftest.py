@@ -114,3 +114,25 @@ def make_payout(repo):
         return repo.create_payout(user_id, Decimal(amount), currency, destination)["id"]
 
     return make
+
+
+@pytest.fixture
+def bare_client(tmp_path):
+    """A client over a database without a schema: for refusals that must come
+    before any database access (a request reaching the database would fail)."""
+    bare = create_app(database=str(tmp_path / "no-schema.sqlite3"), admin_token=TOKEN)
+    yield webtest.TestApp(bare, lint=True)
+    bare.repository.db.close()
+
+
+def move_to(repo, payout_id, status):
+    """Brings a new (requested) payout to `status` through the repository."""
+    if status == "processing":
+        repo.transition(payout_id, "processing")
+    elif status == "sent":
+        repo.transition(payout_id, "sent", tx_hash="0xprior")
+    elif status == "failed":
+        repo.transition(payout_id, "failed", reason="prior failure")
+    elif status == "cancelled":
+        repo.cancel_payout(payout_id)
+    assert repo.get_payout(payout_id)["status"] == status

@@ -6,24 +6,13 @@ from __future__ import annotations
 import re
 
 import pytest
-import webtest
 
-from conftest import AUTH, PAYOUTS, TOKEN
-from triport_payouts import create_app
+from conftest import AUTH, PAYOUTS, move_to
 
 UNKNOWN_ID = "6f1c2a4e-0000-4000-8000-000000000000"
 BAD_ID = "not-a-uuid"
 STATUSES = ("requested", "processing", "sent", "failed", "cancelled")
 TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
-
-
-@pytest.fixture
-def bare_client(tmp_path):
-    """A client over a database without a schema: for refusals that must come
-    before any database access (a request reaching the database would fail)."""
-    bare = create_app(database=str(tmp_path / "no-schema.sqlite3"), admin_token=TOKEN)
-    yield webtest.TestApp(bare, lint=True)
-    bare.repository.db.close()
 
 
 def url(payout_id, action):
@@ -32,19 +21,6 @@ def url(payout_id, action):
 
 def snapshot(repo, payout_id):
     return repo.get_payout(payout_id), repo.events(payout_id)
-
-
-def move_to(repo, payout_id, status):
-    """Brings a new (requested) payout to `status` through the repository."""
-    if status == "processing":
-        repo.transition(payout_id, "processing")
-    elif status == "sent":
-        repo.transition(payout_id, "sent", tx_hash="0xprior")
-    elif status == "failed":
-        repo.transition(payout_id, "failed", reason="prior failure")
-    elif status == "cancelled":
-        repo.cancel_payout(payout_id)
-    assert repo.get_payout(payout_id)["status"] == status
 
 
 # -- /sent: tx_hash ----------------------------------------------------------

@@ -13,15 +13,6 @@ UNKNOWN_ID = "6f1c2a4e-0000-4000-8000-000000000000"
 
 
 @pytest.fixture
-def bare_client(tmp_path):
-    """A client over a database without a schema: for refusals that must come
-    before any database access (a request reaching the database would fail)."""
-    bare = create_app(database=str(tmp_path / "no-schema.sqlite3"), admin_token=TOKEN)
-    yield webtest.TestApp(bare, lint=True)
-    bare.repository.db.close()
-
-
-@pytest.fixture
 def make_client(tmp_path):
     """make_client(database) -> a WebTest client over an app for that database."""
     apps = []

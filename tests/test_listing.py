@@ -8,20 +8,11 @@ from decimal import Decimal
 import pytest
 import webtest
 
-from conftest import AUTH, PAYOUTS, TOKEN
+from conftest import AUTH, PAYOUTS, move_to
 from triport_payouts import create_app
 from triport_payouts.repository import SQL
 
 STATUSES = ("requested", "processing", "sent", "failed", "cancelled")
-
-
-@pytest.fixture
-def bare_client(tmp_path):
-    """A client over a database without a schema: for refusals that must come
-    before any database access (a request reaching the database would fail)."""
-    bare = create_app(database=str(tmp_path / "no-schema.sqlite3"), admin_token=TOKEN)
-    yield webtest.TestApp(bare, lint=True)
-    bare.repository.db.close()
 
 
 def newest_first(payouts):
@@ -46,17 +37,6 @@ def page_through(client, limit, **filters):
         assert len(pages) <= 10_000
 
 
-def move(repo, payout_id, status):
-    if status == "processing":
-        repo.transition(payout_id, "processing")
-    elif status == "sent":
-        repo.transition(payout_id, "sent", tx_hash="0xsent")
-    elif status == "failed":
-        repo.transition(payout_id, "failed", reason="failed")
-    elif status == "cancelled":
-        repo.cancel_payout(payout_id)
-
-
 @pytest.fixture
 def mixed(repo, make_payout):
     """Two payouts in each status for each of two users: {id: payout}."""
@@ -65,7 +45,7 @@ def mixed(repo, make_payout):
         for status in STATUSES:
             for _ in range(2):
                 payout_id = make_payout(user, "1.00")
-                move(repo, payout_id, status)
+                move_to(repo, payout_id, status)
                 ids.append(payout_id)
     return {payout_id: repo.get_payout(payout_id) for payout_id in ids}
 
