@@ -1,0 +1,105 @@
+"""The calls: ``admin.referrals.payouts`` and ``admin.referrals.users``.
+
+Path segments are percent-encoded (``/`` included); the server validates
+every value and answers a malformed one with its own error class.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+import uuid
+from collections.abc import Iterator
+
+PAYOUTS = "/v1/admin/referrals/payouts"
+USERS = "/v1/admin/referrals/users"
+
+
+def _segment(value, name: str) -> str:
+    if isinstance(value, uuid.UUID):
+        value = str(value)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{name} must be a non-empty string")
+    return urllib.parse.quote(value, safe="")
+
+
+class Referrals:
+    def __init__(self, transport):
+        self.payouts = Payouts(transport)
+        self.users = Users(transport)
+
+
+class Payouts:
+    """Referral payouts: the three operator actions and the reads.
+
+    The actions return True once the server answered ``{"ok": true}``; any
+    refusal raises the ``TriportError`` subclass of its tag (e.g.
+    ``PayoutNotActionable``). Each action call is safe to retry as a whole
+    if you pass the same ``idempotency_key`` (the one on the exception).
+    """
+
+    def __init__(self, transport):
+        self._transport = transport
+
+    def mark_failed(self, payout_id: str, reason: str | None = None, *,
+                    idempotency_key: str | None = None) -> bool:
+        """requested/processing -> failed, with an optional reason (an annotation only)."""
+        body = {} if reason is None else {"reason": reason}
+        return self._act(payout_id, "failed", body, idempotency_key)
+
+    def mark_sent(self, payout_id: str, tx_hash: str, *, idempotency_key: str | None = None) -> bool:
+        """requested/processing -> sent, recording the transfer's tx_hash."""
+        return self._act(payout_id, "sent", {"tx_hash": tx_hash}, idempotency_key)
+
+    def mark_processing(self, payout_id: str, *, idempotency_key: str | None = None) -> bool:
+        """requested -> processing."""
+        return self._act(payout_id, "processing", {}, idempotency_key)
+
+    def _act(self, payout_id, action, body, idempotency_key) -> bool:
+        path = f"{PAYOUTS}/{_segment(payout_id, 'payout_id')}/{action}"
+        return self._transport.post(path, body, idempotency_key).get("ok") is True
+
+    def list(self, status: str | None = None, user_id: str | None = None,
+             limit: int | None = None) -> Iterator[dict]:
+        """Every matching payout, newest first, following ``next_cursor`` across
+        all pages. ``limit`` is the page size (1 to 200; the server's default
+        is 50), not a cap on the total. The first page is fetched by this call,
+        so a bad filter raises here (e.g. ``InvalidStatus``); later pages are
+        fetched as the iteration reaches them.
+        """
+        query = {"status": status, "user_id": user_id, "limit": limit}
+        return _Pages(self._transport, query)
+
+    def events(self, payout_id: str) -> list[dict]:
+        """The payout's audit events, oldest first."""
+        return self._transport.get(f"{PAYOUTS}/{_segment(payout_id, 'payout_id')}/events")["events"]
+
+
+class _Pages(Iterator[dict]):
+    def __init__(self, transport, query: dict):
+        self._transport = transport
+        self._query = query
+        self._page = self._fetch(None)
+
+    def _fetch(self, cursor):
+        page = self._transport.get(PAYOUTS, {**self._query, "cursor": cursor})
+        self._cursor = page.get("next_cursor")
+        return iter(page["payouts"])
+
+    def __next__(self) -> dict:
+        while True:
+            for payout in self._page:
+                return payout
+            if self._cursor is None:
+                raise StopIteration
+            self._page = self._fetch(self._cursor)
+
+
+class Users:
+    def __init__(self, transport):
+        self._transport = transport
+
+    def get(self, user_id: str) -> dict:
+        """The operator view of a user: balances per currency, counts per
+        status and the 20 newest payouts. ``UserNotFound`` when the user has
+        neither credits nor payouts."""
+        return self._transport.get(f"{USERS}/{_segment(user_id, 'user_id')}")
