@@ -158,7 +158,8 @@ TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 def utcnow() -> str:
     """Now as RFC 3339 UTC with exactly six fractional digits: sorts as text."""
-    return datetime.datetime.now(datetime.timezone.utc).strftime(TIME_FORMAT)
+    # isoformat is several times faster than strftime; "+00:00" becomes "Z".
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def utc_stamps(count: int) -> list[str]:

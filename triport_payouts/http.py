@@ -4,6 +4,7 @@ the query, and the bytes of a JSON response.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 import logging
@@ -68,12 +69,16 @@ def _refuse_constant(name: str):
     raise ValueError(name)
 
 
+# One decoder for every request: json.loads(..., parse_constant=...) builds a new one each call.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
 def parse_object(body: bytes) -> dict:
     """The body as a JSON object ({} when empty); raises BadRequest("invalid_json")."""
     if not body.strip():
         return {}
     try:
-        value = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
+        value = _DECODER.decode(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise BadRequest("invalid_json") from None
     if not isinstance(value, dict):
@@ -135,9 +140,16 @@ class Response:
 
     @classmethod
     def error(cls, exc: ApiError) -> Response:
-        return cls.json(exc.status, {"error": exc.tag}, exc.headers)
+        return _error_response(exc.status, exc.tag, exc.headers)
 
     def start(self, start_response) -> list[bytes]:
+        """Calls start_response once; returns the WSGI body iterable."""
         headers = [*_BASE_HEADERS, ("Content-Length", str(len(self.body))), *self.headers]
         start_response(_STATUS_LINES[self.status], headers)
         return [self.body]
+
+
+@functools.lru_cache(maxsize=64)
+def _error_response(status: int, tag: str, headers: tuple) -> Response:
+    # A handful of distinct errors, answered often (every 409): encode each once.
+    return Response.json(status, {"error": tag}, headers)
