@@ -8,6 +8,7 @@ pass.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .errors import MethodNotAllowed, NotFound
@@ -20,9 +21,11 @@ class Route:
     handler: str
     auth: bool = True
 
-    @property
-    def segments(self) -> tuple[str, ...]:
-        return tuple(self.template.split("/"))
+    def pattern(self) -> re.Pattern:
+        """The template as a regex: literal segments, and {name} as one non-empty segment."""
+        parts = re.split(r"\{(\w+)\}", self.template)
+        text = "".join(re.escape(part) if i % 2 == 0 else f"(?P<{part}>[^/]+)" for i, part in enumerate(parts))
+        return re.compile(text)
 
 
 ROUTES = (
@@ -40,34 +43,18 @@ ROUTES = (
 
 class Router:
     def __init__(self, routes=ROUTES):
-        self._by_length: dict[int, list[tuple[tuple[str, ...], Route]]] = {}
-        for route in routes:
-            segments = route.segments
-            self._by_length.setdefault(len(segments), []).append((segments, route))
+        self._routes = [(route.pattern(), route) for route in routes]
 
     def match(self, path: str, method: str) -> tuple[Route, dict[str, str]]:
         """The route and its path parameters; raises NotFound or MethodNotAllowed."""
-        parts = path.split("/")
         allowed = []
-        for segments, route in self._by_length.get(len(parts), ()):
-            params = _bind(segments, parts)
-            if params is None:
+        for pattern, route in self._routes:
+            found = pattern.fullmatch(path)
+            if found is None:
                 continue
             if route.method == method:
-                return route, params
+                return route, found.groupdict()
             allowed.append(route.method)
         if allowed:
             raise MethodNotAllowed(tuple(sorted(set(allowed))))
         raise NotFound("not_found")
-
-
-def _bind(segments: tuple[str, ...], parts: list[str]) -> dict[str, str] | None:
-    params = {}
-    for segment, part in zip(segments, parts):
-        if segment.startswith("{"):
-            if not part:
-                return None
-            params[segment[1:-1]] = part
-        elif segment != part:
-            return None
-    return params
