@@ -233,7 +233,7 @@ class Repository:
         for owner, amount in zip(owners, cents):
             owed[owner] += amount
         stamps = domain.utc_stamps(payouts)
-        ids = [domain.new_payout_id() for _ in range(payouts)]
+        ids = domain.new_payout_ids(payouts)
         payout_rows = [
             (pid, owner, _cents(amount), "USDT", f"demo-wallet-{owner[-4:]}", domain.REQUESTED,
              None, None, stamp, stamp)
