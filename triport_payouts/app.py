@@ -55,7 +55,8 @@ class App:
             log.warning("database unavailable: %s", first_line(exc))
             response = Response.error(ServiceUnavailable("database_unavailable"))
         except Exception:
-            log.exception("internal error on %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))
+            # %r: a path may carry newlines that would forge log lines.
+            log.exception("internal error on %r %r", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))
             response = Response.error(Internal("internal"))
         return response.start(start_response)
 

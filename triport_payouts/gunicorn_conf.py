@@ -27,12 +27,21 @@ logconfig_dict = {
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s"},
+        "message": {"format": "%(message)s"},
     },
+    # Every line passes the redaction filter: gunicorn writes the raw request
+    # line of a request it refuses, and a client may have put the token in it.
+    "filters": {"redact": {"()": "triport_payouts.logs.RedactSecrets"}},
     "handlers": {
-        "stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"},
+        "stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr",
+                   "filters": ["redact"]},
+        "access": {"class": "logging.StreamHandler", "formatter": "message", "stream": "ext://sys.stdout",
+                   "filters": ["redact"]},
     },
     "root": {"handlers": ["stderr"], "level": "WARNING"},
     "loggers": {
         "triport_payouts": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        "gunicorn.error": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        "gunicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
     },
 }

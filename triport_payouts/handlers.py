@@ -121,8 +121,9 @@ def payout_events(environ, app, payout_id):
 
 def user_view(environ, app, user_id):
     try:
-        user_id = user_id.encode("latin-1").decode("utf-8")
-    except UnicodeError:
+        user_id = domain.parse_user_id(user_id.encode("latin-1").decode("utf-8"))
+    except (UnicodeError, domain.InvalidField):
+        # No user with such an id can exist (a NUL, say, which PostgreSQL cannot even compare).
         raise domain.UserNotFound() from None
     return app.repository.user_view(user_id, payouts=USER_VIEW_PAYOUTS)
 

@@ -58,8 +58,9 @@ def _read_at_most(stream, limit: int) -> bytes:
                 break
             chunks.append(chunk)
             remaining -= len(chunk)
-    except (OSError, ValueError) as exc:
-        # A broken or malformed upload (gunicorn raises OSError subclasses).
+    except Exception as exc:
+        # The server's own error for a broken or malformed upload (a bad chunk
+        # size under gunicorn, a reset connection): the client's fault, a 400.
         log.info("request body unreadable: %s", type(exc).__name__)
         raise BadRequest("invalid_json") from None
     return b"".join(chunks)
