@@ -7,6 +7,7 @@ gunicorn forks its workers, and reopened when the process id changes.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
 import threading
@@ -98,6 +99,8 @@ class SQLiteDatabase(PerThreadConnections):
         super().__init__()
         self.path = path
         self.busy_timeout = busy_timeout
+        self._writer = threading.local()
+        self._lock_files: list[tuple[int, int]] = []
 
     def __repr__(self) -> str:
         return f"SQLiteDatabase({self.path!r})"
@@ -123,16 +126,51 @@ class SQLiteDatabase(PerThreadConnections):
 
     @contextmanager
     def transaction(self):
-        """A write transaction: commits on success, rolls back and re-raises otherwise."""
+        """A write transaction: commits on success, rolls back and re-raises otherwise.
+
+        Writers queue on an OS lock first: SQLite's busy handler sleeps in
+        steps of up to 100 ms and is not woken when the lock frees, which put
+        the p99 of concurrent writes in the hundreds of milliseconds. The
+        kernel hands the flock to the next writer at once. The busy timeout
+        stays, for writers that do not take it.
+        """
         conn = self.connection()
-        conn.execute("BEGIN IMMEDIATE")
+        lock = self._lock_file()
+        if lock is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        finally:
+            if lock is not None:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _lock_file(self) -> int | None:
+        """This thread's descriptor of the lock file beside the database, or
+        None where one cannot be made (a read-only directory)."""
+        local, pid = self._writer, os.getpid()
+        if getattr(local, "pid", None) != pid:
+            try:
+                local.fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                self._lock_files.append((pid, local.fd))
+            except OSError:
+                local.fd = None
+            local.pid = pid
+        return local.fd
+
+    def close(self) -> None:
+        super().close()
+        files, self._lock_files = self._lock_files, []
+        for pid, fd in files:
+            if pid == os.getpid():
+                os.close(fd)
+        self._writer = threading.local()
 
     @contextmanager
     def snapshot(self):
