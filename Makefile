@@ -6,7 +6,7 @@ BIND ?= 127.0.0.1:8000
 DATABASE := var/triport.sqlite3
 DEV_TOKEN_FILE := var/dev-admin-token
 
-.PHONY: run test clean
+.PHONY: run test bench clean
 
 # One stamp per set of extras: a second `make test` installs nothing.
 $(VENV)/.run-stamp: setup.cfg pyproject.toml
@@ -19,6 +19,12 @@ $(VENV)/.test-stamp: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+$(VENV)/.bench-stamp: setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	touch $@
 
 $(DEV_TOKEN_FILE):
@@ -41,6 +47,11 @@ run: $(VENV)/.run-stamp $(DEV_TOKEN_FILE)
 
 test: $(VENV)/.test-stamp
 	$(BIN)/python -m pytest
+
+# Not part of `make test`: about 12 minutes; needs wrk (apt-get install wrk).
+# BENCH_ARGS=--quick for a one-minute smoke run (under var/bench/quick/).
+bench: $(VENV)/.bench-stamp
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

@@ -156,8 +156,9 @@ def parse_destination(text: str) -> str:
 
 
 def format_amount(amount) -> str:
-    """Exact fixed-point text: str() would write 0.00000001 as 1E-8."""
-    return format(Decimal(amount), "f")
+    """Exact fixed-point text: str() would write 0.00000001 as 1E-8. Text is
+    returned as is: every amount the database holds as text was written here."""
+    return amount if isinstance(amount, str) else format(amount, "f")
 
 
 def money_sum(amounts) -> Decimal:

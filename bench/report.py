@@ -1,0 +1,327 @@
+"""docs/benchmarks.md and docs/benchmarks.png from bench/run.py's results."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+NOTES = Path(__file__).resolve().parent / "notes.md"
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def targets(results: dict) -> list[tuple[str, str, str]]:
+    """(target, figure, met/missed) for every target of the issue."""
+    load = results["load"]
+    rows = []
+    by_key = {row["key"]: row for row in load["scenarios"]}
+    write = by_key["failed_200"]
+    rows.append(
+        ("200 path: req/s >= 0.58 x ceiling", f"{write['ratio']:.2f}", _verdict(write["ratio"] >= 0.58))
+    )
+    rows.append(
+        ("200 path: p99 <= 2 x ceiling p99", f"{write['p99_ratio']:.1f}", _verdict(write["p99_ratio"] <= 2.0))
+    )
+    conflict = by_key["failed_409"]
+    rows.append(
+        ("409 path: req/s >= 0.85 x ceiling", f"{conflict['ratio']:.2f}", _verdict(conflict["ratio"] >= 0.85))
+    )
+    for row in load["scenarios"]:
+        if row["key"].startswith("list_first_"):
+            rows.append(
+                (
+                    f"{row['label']}: req/s >= 0.6 x ceiling",
+                    f"{row['ratio']:.2f}",
+                    _verdict(row["ratio"] >= 0.6),
+                )
+            )
+    deep = load["deep_vs_first"]
+    rows.append(
+        (
+            (
+                f"deep page at {results['sizes']['large_label']} costs <= 1.2 x first page at "
+                f"{results['sizes']['small_label']} (1 / req/s)"
+            ),
+            f"{deep['cost_ratio']:.2f}",
+            _verdict(deep["cost_ratio"] <= 1.2),
+        )
+    )
+    for item in results["inprocess"]:
+        if item["target"]:
+            rows.append(
+                (
+                    f"in process, {item['label']}: <= {item['target']:g} x raw SQLite",
+                    f"{item['ratio']:.2f}",
+                    _verdict(item["ratio"] <= item["target"]),
+                )
+            )
+    seed = results["seed"]
+    rows.append(
+        ("seed-demo: >= 50,000 payouts/s", f"{seed['median']:,.0f}", _verdict(seed["median"] >= 50_000))
+    )
+    rss = results["rss"]
+    rows.append(
+        (
+            (
+                f"worker RSS after {rss['points'][-1]['requests']:,} requests <= 1.10 x after "
+                f"{rss['points'][0]['requests']:,}"
+            ),
+            f"{rss['growth']:.3f}",
+            _verdict(rss["growth"] <= 1.10),
+        )
+    )
+    return rows
+
+
+def chart(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    rows = results["load"]["scenarios"]
+    labels = [row["label"] for row in rows][::-1]
+    ratios = [row["ratio"] for row in rows][::-1]
+    p99 = [row["p99_ratio"] for row in rows][::-1]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 0.55 * len(rows) + 1.6), sharey=True)
+    ys = range(len(rows))
+    left.barh(ys, ratios, color="#4c72b0")
+    for y, row in zip(ys, rows[::-1]):
+        if row["target"]:
+            left.plot([row["target"]] * 2, [y - 0.4, y + 0.4], color="#c44e52", lw=2)
+        left.text(row["ratio"] + 0.01, y, f"{row['ratio']:.2f}", va="center", fontsize=8)
+    left.axvline(1.0, color="grey", lw=0.8, ls="--")
+    left.set_xlim(0, max(1.1, max(ratios) + 0.15))
+    left.set_yticks(list(ys), labels)
+    left.set_xlabel("throughput / ceiling's (higher is better; red: target)")
+    right.barh(ys, p99, color="#dd8452")
+    for y, row in zip(ys, rows[::-1]):
+        if row["p99_target"]:
+            right.plot([row["p99_target"]] * 2, [y - 0.4, y + 0.4], color="#c44e52", lw=2)
+        right.text(row["p99_ratio"] * 1.05, y, f"{row['p99_ratio']:.1f}", va="center", fontsize=8)
+    right.set_xscale("log")
+    right.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    right.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    right.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    right.axvline(1.0, color="grey", lw=0.8, ls="--")
+    right.set_xlim(0.5, max(p99) * 2.5)
+    right.set_xlabel("p99 latency / ceiling's (log; lower is better)")
+    ceiling = results["load"]["ceiling"]
+    fig.suptitle(
+        f"triport_payouts vs a bare WSGI ceiling ({ceiling['rps']:,.0f} req/s, p99 "
+        f"{ceiling['p99_ms']:.1f} ms), medians of {results['load']['rounds']} rounds",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write(results: dict, out: Path, quick: bool = False) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    png = out.with_suffix(".png")
+    chart(results, png)
+    m, a, load = results["machine"], results["args"], results["load"]
+    ceiling = load["ceiling"]
+    lines = [
+        "# Benchmarks",
+        "",
+        (
+            f"Generated by `{'bench/run.py --quick' if quick else 'make bench'}` (`bench/run.py`) on "
+            f"{datetime.date.today().isoformat()}, in {results['elapsed_s'] / 60:.1f} minutes."
+            " The figures are"
+            " rewritten by each full run; the notes at the end come from `bench/notes.md`."
+        ),
+        "",
+        (
+            'Every load figure is a ratio to the **ceiling**: a bare WSGI callable answering `{"ok": true}`'
+            " with the same headers (`bench/ceiling.py`), served by the same gunicorn settings"
+            f" (`triport_payouts.gunicorn_conf`, {a['workers']} sync workers) and measured in the same round."
+            f" Each ratio is taken within a round, then the median of {load['rounds']} rounds is reported."
+        ),
+        "",
+        "## Targets (issue 5)",
+        "",
+        "| target | figure | |",
+        "| --- | ---: | --- |",
+        *(f"| {t} | {f} | {v} |" for t, f, v in targets(results)),
+        "",
+        "## Load: every route against the ceiling",
+        "",
+        f"wrk, {a['connections']} connections, {a['threads']} threads, {a['duration']:g} s per run,"
+        f" {load['rounds']} rounds. A round runs the ceiling, a scenario, the ceiling, the next scenario,"
+        " ..., the ceiling: each scenario's ratios are to the mean of the two ceiling runs around it."
+        " req/s, p50 and p99 (wrk's latency percentiles) are medians over rounds; the ratios are"
+        " medians of the per-round ratios. Load average at the start of each round: "
+        + ", ".join(" ".join(l) for l in load["loadavg_rounds"])
+        + " (this machine is shared with other work: the per-round ratios show the noise).",
+        "",
+        "| scenario | req/s | / ceiling | p50 ms | p99 ms | p99 / ceiling's | target | per-round ratios |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+        (
+            f"| ceiling: bare WSGI | {ceiling['rps']:,.0f} | 1 | {ceiling['p50_ms']:.2f}"
+            f" | {ceiling['p99_ms']:.2f}"
+            " | 1 | | |"
+        ),
+    ]
+    for row in load["scenarios"]:
+        target = []
+        if row["target"]:
+            target.append(f">= {row['target']:g} ({'met' if row['ratio'] >= row['target'] else 'missed'})")
+        if row["p99_target"]:
+            target.append(
+                f"p99 <= {row['p99_target']:g}x "
+                f"({'met' if row['p99_ratio'] <= row['p99_target'] else 'missed'})"
+            )
+        lines.append(
+            f"| {row['label']} | {row['rps']:,.0f} | {row['ratio']:.2f} | {row['p50_ms']:.2f}"
+            f" | {row['p99_ms']:.2f} | {row['p99_ratio']:.1f} | {'; '.join(target)}"
+            f" | {', '.join(f'{r:.2f}' for r in row['ratios'])} |"
+        )
+    deep = load["deep_vs_first"]
+    lines += [
+        "",
+        (
+            f"Deep page against first page: a page {results['deep_rows']:,} rows down the"
+            f" {results['sizes']['large_label']} list costs {deep['cost_ratio']:.2f} times the first page"
+            f" of the {results['sizes']['small_label']} list (inverse throughput; p50 ratio"
+            f" {deep['p50_ratio']:.2f})."
+        ),
+        "",
+        f"![throughput and p99 against the ceiling]({png.name})",
+        "",
+        "## In process: the app against its SQLite statements",
+        "",
+        (
+            "One WSGI call with a prebuilt environ (no HTTP) against the raw statements that call runs, in a"
+            " plain loop on a persistent connection with the app's pragmas (WAL, `synchronous=FULL`,"
+            " foreign keys), on the same database; the two loops alternate (reads by blocks, writes call by"
+            " call, as a write's time is mostly a varying fsync), and each figure is the median over blocks."
+            " The 200 path's raw loop is the status read, `BEGIN IMMEDIATE`, the compare-and-set `UPDATE`,"
+            " the event `INSERT` and `COMMIT`; the 409 path's is the one status `SELECT`; a list page's is"
+            " its one `SELECT ... LIMIT 51`; the user view's is the balance rows and the 21 newest payouts."
+        ),
+        "",
+        "| route | app us/call | raw SQLite us | ratio | target |",
+        "| --- | ---: | ---: | ---: | --- |",
+    ]
+    for item in results["inprocess"]:
+        raw = f"{item['raw_us']:.1f}" if item["raw_us"] else "-"
+        ratio = f"{item['ratio']:.2f}" if item["ratio"] else "-"
+        target = ""
+        if item["target"]:
+            target = f"<= {item['target']:g} ({'met' if item['ratio'] <= item['target'] else 'missed'})"
+        lines.append(f"| {item['label']} | {item['app_us']:.1f} | {raw} | {ratio} | {target} |")
+    seed, rss = results["seed"], results["rss"]
+    lines += [
+        "",
+        "## seed-demo",
+        "",
+        (
+            f"`{seed['command']}` on a fresh database (after `init-db`), wall time of the command:"
+            f" median **{seed['median']:,.0f} payouts/s** over {len(seed['rates'])} runs"
+            f" ({', '.join(f'{r:,.0f}' for r in seed['rates'])}); target 50,000."
+        ),
+        "",
+        "## Worker memory",
+        "",
+        (
+            "One gunicorn worker on the large database, every route in turn (list pages, user view, events,"
+            " 409, 404, healthz, the OpenAPI document) plus a mark-failed on a fresh payout every ninth"
+            " request; `VmRSS` of the worker from `/proc/PID/status`:"
+        ),
+        "",
+        "| requests | VmRSS MiB |",
+        "| ---: | ---: |",
+        *(f"| {p['requests']:,} | {p['rss_kib'] / 1024:.1f} |" for p in rss["points"]),
+        "",
+        (
+            f"Growth from the first point to the last: {rss['growth']:.3f} (target: at most 1.10). The wrk"
+            " command of the last leg (`bench/wrk/mix.lua`, one thread, stops after `limit` answers):"
+        ),
+        "",
+        "```sh",
+        rss["command"] or "",
+        "```",
+        "",
+        "## Machine",
+        "",
+        f"- {m['nproc']} CPUs: {m['cpu']}; {m['memory_gib']} GiB memory; Linux {m['kernel']}",
+        f"- Python {m['python']}, SQLite {m['sqlite']}, gunicorn {m['gunicorn']}, {m['wrk']}",
+        (
+            f"- load average at start {' '.join(m['loadavg_start'])},"
+            f" at end {' '.join(m.get('loadavg_end', []))}"
+            " (wrk and gunicorn share the machine: the ratios, not the absolute figures, are the point)"
+        ),
+        f"- code: commit {m['commit']}"
+        + (
+            ", with uncommitted changes under triport_payouts/ (work in progress of others)"
+            if m.get("app_changes")
+            else ""
+        ),
+        "- time per phase: "
+        + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in results["phases"].items()),
+        "",
+        "## Commands",
+        "",
+        "```sh",
+        "sudo apt-get install wrk            # once (Debian's package)",
+        "make bench                          # the full run, about 12 minutes: this page and its chart",
+        ".venv/bin/python bench/run.py --quick   # a smoke run of about a minute (var/bench/quick/)",
+        ".venv/bin/python bench/inprocess.py --profile failed   # cProfile of one route in process",
+        "```",
+        "",
+        (
+            f"Databases: `init-db` then `seed-demo --payouts {results['sizes']['small']} --users"
+            f" {results['sizes']['small'] // 100}` (fresh each run) and `seed-demo --payouts"
+            f" {results['sizes']['large']} --users {results['sizes']['large'] // 100}`"
+            " (kept in `var/bench/cache/` keyed by size and a hash of the schema and the seeding code,"
+            " copied for each run). Every user has 100 payouts. The 200 path"
+            f" takes fresh payouts from the {results['sizes']['large_label']} database, so it writes to a"
+            " full-size table and indexes."
+        ),
+        "",
+        (
+            "gunicorn (the app on each database, and the ceiling), as run (stdout, the access log,"
+            " to /dev/null):"
+        ),
+        "",
+        "```sh",
+        *(f"# {name}\n{command}" for name, command in results["commands"]["gunicorn"].items()),
+        "```",
+        "",
+        (
+            "wrk, one command per scenario as run (`bench/wrk/*.lua`; the scripts count every status,"
+            " stop on their own clock, and print one JSON line that `bench/run.py` reads):"
+        ),
+        "",
+        "```sh",
+        *(f"# {name}\n{command}" for name, command in results["commands"]["wrk"].items()),
+        "```",
+        "",
+        "## How the 200 path is checked",
+        "",
+        (
+            "`bench/wrk/fresh_ids.lua` gives each wrk thread every n-th id of a list of untouched payouts,"
+            " so no payout is asked twice. When the run's time is up a thread stops sending writes and sends"
+            " only a `GET` on the POST route (405, no database work) until every write it sent is answered,"
+            " so no write is cut off in flight. Then `bench/run.py` checks, after every run (warm-up"
+            " included): the 200s wrk counted = the payouts that went to `failed` = the events written ="
+            " the requests sent; every payout sent is `failed` and every one not sent still `requested`."
+            " Any other status, a socket error or a difference fails the benchmark (exit status 1)."
+        ),
+        "",
+    ]
+    if NOTES.exists():
+        lines += ["## Notes", "", NOTES.read_text().strip(), ""]
+    out.write_text("\n".join(lines))
+
+
+def print_summary(results: dict, log) -> None:
+    log("")
+    log(f"{'target':72} {'figure':>10}")
+    for target, figure, verdict in targets(results):
+        log(f"{target:72} {figure:>10}  {verdict.strip('*')}")
