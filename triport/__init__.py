@@ -13,56 +13,9 @@ https://api.triport.io. Every API error tag is an exception class under
 ``TriportError`` (``.status``, ``.tag``); see ``triport.errors``.
 """
 
+from . import errors
 from ._version import __version__
 from .client import TriportAdmin
-from .errors import (
-    AdminTokenInvalid,
-    AdminTokenUnset,
-    DatabaseUnavailable,
-    IdempotencyKeyInUse,
-    IdempotencyKeyReused,
-    Internal,
-    InvalidActor,
-    InvalidCursor,
-    InvalidIdempotencyKey,
-    InvalidJson,
-    InvalidLimit,
-    InvalidPayoutId,
-    InvalidStatus,
-    InvalidTxHash,
-    InvalidUserId,
-    MethodNotAllowed,
-    NotFound,
-    PayoutNotActionable,
-    PayoutNotFound,
-    TransportError,
-    TriportError,
-    UserNotFound,
-)
+from .errors import *  # noqa: F403 - every error class, as listed in errors.__all__
 
-__all__ = [
-    "AdminTokenInvalid",
-    "AdminTokenUnset",
-    "DatabaseUnavailable",
-    "IdempotencyKeyInUse",
-    "IdempotencyKeyReused",
-    "Internal",
-    "InvalidActor",
-    "InvalidCursor",
-    "InvalidIdempotencyKey",
-    "InvalidJson",
-    "InvalidLimit",
-    "InvalidPayoutId",
-    "InvalidStatus",
-    "InvalidTxHash",
-    "InvalidUserId",
-    "MethodNotAllowed",
-    "NotFound",
-    "PayoutNotActionable",
-    "PayoutNotFound",
-    "TransportError",
-    "TriportAdmin",
-    "TriportError",
-    "UserNotFound",
-    "__version__",
-]
+__all__ = ["TriportAdmin", "__version__", *errors.__all__]
