@@ -9,6 +9,10 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
+
+from triport_payouts.db import open_database
+from triport_payouts.repository import Repository
 
 START_TIMEOUT = 30.0
 
@@ -83,3 +87,17 @@ class Gunicorn:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+@contextmanager
+def served_sqlite(tmp_dir, token: str, workers: int):
+    """gunicorn over a new SQLite database in tmp_dir, with `.repo` on the same database."""
+    database = str(tmp_dir / "served.sqlite3")
+    db = open_database(database)
+    db.init_schema()
+    try:
+        with Gunicorn(database, token, workers=workers, log_path=tmp_dir / "gunicorn.log") as live:
+            live.repo = Repository(db)
+            yield live
+    finally:
+        db.close()

@@ -15,7 +15,7 @@ from decimal import Decimal
 
 import pytest
 from conftest import PAYOUTS, TOKEN
-from live import Gunicorn
+from live import Gunicorn, served_sqlite
 
 from triport_payouts.db import open_database
 from triport_payouts.repository import Repository
@@ -61,17 +61,9 @@ REFUSED = {
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("hardening")
-    database = str(tmp / "hardening.sqlite3")
-    db = open_database(database)
-    db.init_schema()
-    repo = Repository(db)
-    repo.credit("alice", Decimal(100000), "USDT", "hardening")
-    log_path = tmp / "gunicorn.log"
-    with Gunicorn(database, TOKEN, workers=WORKERS, log_path=log_path) as live:
-        live.repo, live.log_path = repo, log_path
+    with served_sqlite(tmp_path_factory.mktemp("hardening"), TOKEN, WORKERS) as live:
+        live.repo.credit("alice", Decimal(100000), "USDT", "hardening")
         yield live
-    db.close()
 
 
 def new_payout(server) -> str:

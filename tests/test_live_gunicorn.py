@@ -16,7 +16,7 @@ from decimal import Decimal
 import pytest
 
 from conftest import PAYOUTS, TOKEN
-from live import Gunicorn
+from live import served_sqlite
 from triport_payouts.db import open_database
 from triport_payouts.repository import Repository
 
@@ -29,12 +29,7 @@ TIMEOUT = 10  # seconds a socket waits for an answer: a bound, never an assertio
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("live")
-    database = str(tmp / "live.sqlite3")
-    db = open_database(database)
-    db.init_schema()
-    db.close()
-    with Gunicorn(database, TOKEN, workers=WORKERS, log_path=tmp / "gunicorn.log") as live:
+    with served_sqlite(tmp_path_factory.mktemp("live"), TOKEN, WORKERS) as live:
         yield live
 
 

@@ -14,10 +14,8 @@ from decimal import Decimal
 
 import pytest
 from conftest import PAYOUTS, TOKEN
-from live import Gunicorn
+from live import served_sqlite
 
-from triport_payouts.db import open_database
-from triport_payouts.repository import Repository
 
 USER_VIEW = "/v1/admin/referrals/users"
 
@@ -73,17 +71,9 @@ def test_a_500_for_a_request_carrying_the_token_does_not_log_it(
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("logs")
-    database = str(tmp / "logs.sqlite3")
-    db = open_database(database)
-    db.init_schema()
-    repo = Repository(db)
-    repo.credit("alice", Decimal(1000), "USDT", "logs")
-    log_path = tmp / "gunicorn.log"
-    with Gunicorn(database, TOKEN, workers=2, log_path=log_path) as live:
-        live.repo, live.log_path, live.database = repo, log_path, database
+    with served_sqlite(tmp_path_factory.mktemp("logs"), TOKEN, 2) as live:
+        live.repo.credit("alice", Decimal(1000), "USDT", "logs")
         yield live
-    db.close()
 
 
 class NewLogLines:
