@@ -10,7 +10,6 @@ from . import domain, http, idempotency
 from .errors import BadRequest
 from .pagination import InvalidCursor
 
-OK = {"ok": True}
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 USER_VIEW_PAYOUTS = 20
@@ -38,7 +37,7 @@ def _transition(environ, app, payout_id, action, fields):
     values = fields(http.parse_object(body))
     if key is None:
         app.repository.transition(payout_id, action, actor=actor, **values)
-        return OK
+        return http.OK
     return idempotency.run_once(
         app.repository, key, idempotency.fingerprint(action, payout_id, body),
         lambda within: app.repository.transition(payout_id, action, actor=actor, within=within, **values),
@@ -133,9 +132,9 @@ def openapi(environ, app):
 
 
 def healthz(environ, app):
-    return OK
+    return http.OK
 
 
 def readyz(environ, app):
     app.repository.db.ping()
-    return OK
+    return http.OK

@@ -154,3 +154,7 @@ class Response:
 def _error_response(status: int, tag: str, headers: tuple) -> Response:
     # A handful of distinct errors, answered often (every 409): encode each once.
     return Response.json(status, {"error": tag}, headers)
+
+
+# The answer of every successful action and health check, encoded once.
+OK = Response.json(200, {"ok": True})

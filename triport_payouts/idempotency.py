@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 
-from . import domain
+from . import domain, http
 from .errors import BadRequest, from_domain
 from .http import Response
 
@@ -43,7 +43,7 @@ def run_once(repository, key: str, request_fingerprint: str, transition) -> Resp
     stored = repository.claim_key(key, request_fingerprint, _ago(STALE_CLAIM))
     if stored is not None:
         return Response(*stored)
-    ok = Response.json(200, {"ok": True})
+    ok = http.OK
     try:
         transition(lambda conn: repository.finish_key(key, ok.status, ok.body, conn))
     except domain.DomainError as exc:
