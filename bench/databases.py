@@ -1,0 +1,132 @@
+"""The databases a run uses: seeded by the CLI (the large one cached between
+runs), counted, and checked for the statuses of given payouts; and
+seed-demo's throughput."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import CACHE, ROOT, BenchmarkFailed, log
+
+
+def cli(database: Path, *args: str, stdout=subprocess.DEVNULL) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TRIPORT_DATABASE": str(database)}
+    return subprocess.run(
+        [sys.executable, "-m", "triport_payouts", *args],
+        env=env,
+        check=True,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def remove_db(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", ".ids"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+
+
+def seed(path: Path, payouts: int, users: int) -> tuple[list[str], float]:
+    """A fresh database made by init-db and seed-demo: (payout ids oldest first, seconds seed-demo took)."""
+    remove_db(path)
+    cli(path, "init-db")
+    ids_path = Path(str(path) + ".ids")
+    with open(ids_path, "w") as out:
+        start = time.perf_counter()
+        cli(path, "seed-demo", "--payouts", str(payouts), "--users", str(users), stdout=out)
+        seconds = time.perf_counter() - start
+    ids = ids_path.read_text().split()
+    if len(ids) != payouts:
+        raise BenchmarkFailed(f"seed-demo printed {len(ids)} ids, expected {payouts}")
+    return ids, seconds
+
+
+def schema_key() -> str:
+    """What a seeded database depends on: the schema and the code that seeds it."""
+    digest = hashlib.sha256()
+    for name in ("sql/sqlite.sql", "repository.py", "domain.py"):
+        digest.update((ROOT / "triport_payouts" / name).read_bytes())
+    return digest.hexdigest()[:10]
+
+
+def cached_seed(payouts: int, users: int, work: Path, name: str, fresh: bool) -> tuple[Path, list[str]]:
+    """A working copy of a seeded database kept in var/bench/cache/ between
+    runs, keyed by size, users and a hash of the schema and the seeding code
+    (a change to either seeds anew). The copy is what the run uses (and
+    writes to)."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    pristine = CACHE / f"payouts-{payouts}-users-{users}-code-{schema_key()}.sqlite3"
+    ids_path = Path(str(pristine) + ".ids")
+    if fresh or not (pristine.exists() and ids_path.exists()):
+        for old in CACHE.glob(f"payouts-{payouts}-users-{users}-*"):
+            old.unlink()
+        log(f"seeding {payouts:,} payouts into {pristine.relative_to(ROOT)} (cached for later runs)...")
+        _, seconds = seed(pristine, payouts, users)
+        with sqlite3.connect(pristine) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        log(f"  seed-demo: {seconds:.1f} s ({payouts / seconds:,.0f} payouts/s)")
+    ids = ids_path.read_text().split()
+    copy = work / name
+    remove_db(copy)
+    shutil.copyfile(pristine, copy)
+    counts = db_counts(copy)
+    if len(ids) != payouts or counts["payouts"] != payouts or counts["requested"] != payouts:
+        raise BenchmarkFailed(f"the cached {pristine.name} is not as seeded: {counts}; rerun with --fresh")
+    return copy, ids
+
+
+def db_counts(path: Path) -> dict:
+    conn = sqlite3.connect(path)
+    try:
+        return {
+            "payouts": conn.execute("SELECT count(*) FROM payouts").fetchone()[0],
+            "requested": conn.execute("SELECT count(*) FROM payouts WHERE status = 'requested'").fetchone()[
+                0
+            ],
+            "failed": conn.execute("SELECT count(*) FROM payouts WHERE status = 'failed'").fetchone()[0],
+            "events": conn.execute("SELECT count(*) FROM payout_events").fetchone()[0],
+        }
+    finally:
+        conn.close()
+
+
+def statuses_of(path: Path, ids: list[str]) -> dict[str, int]:
+    """How many of these payouts are in each status."""
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("CREATE TEMP TABLE bench_ids (id TEXT PRIMARY KEY)")
+        conn.executemany("INSERT OR IGNORE INTO bench_ids VALUES (?)", ((i,) for i in ids))
+        rows = conn.execute(
+            "SELECT p.status, count(*) FROM bench_ids b JOIN payouts p ON p.id = b.id GROUP BY p.status"
+        ).fetchall()
+        return dict(rows)
+    finally:
+        conn.close()
+
+
+def measure_seed(work: Path, args) -> dict:
+    log(f"seed-demo throughput ({args.seed_payouts:,} payouts, {args.seed_repeats} runs)...")
+    rates = []
+    path = work / "seed-throughput.sqlite3"
+    for _ in range(args.seed_repeats):
+        _, seconds = seed(path, args.seed_payouts, args.seed_payouts // 100)
+        rates.append(args.seed_payouts / seconds)
+        log(f"  {seconds:.2f} s: {rates[-1]:,.0f} payouts/s")
+    remove_db(path)
+    return {
+        "payouts": args.seed_payouts,
+        "rates": rates,
+        "median": statistics.median(rates),
+        "target": 50_000,
+        "command": (
+            f"triport-payouts seed-demo --payouts {args.seed_payouts} --users {args.seed_payouts // 100}"
+        ),
+    }

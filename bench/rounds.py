@@ -1,0 +1,174 @@
+"""The load phase: the app on each database and the ceiling under gunicorn,
+a warm-up, then rounds of wrk runs, each scenario between two ceiling runs;
+the medians over rounds of each round's ratios."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+from checks import WritePool, run_read, run_write
+from common import API, BODY, DEEP_ROWS, BenchmarkFailed, log
+from load import Load, Wrk, shell
+from machine import loadavg
+from scenarios import CEILING, Scenario, deep_cursor, table
+from servers import Server
+
+
+def run_load(
+    args, token: str, work: Path, dbs: dict, pool: WritePool, results: dict, servers: dict
+) -> tuple[str, str, str]:
+    """The whole load phase, into results["load"] and results["commands"].
+    dbs maps the small and the large database's labels to their paths, in
+    that order; servers is the caller's, to stop them if a check fails.
+    Returns what the memory run reuses: the 409 path's payout, the large
+    database's deep cursor and the path a wrk thread drains on."""
+    (small_label, small_db), (large_label, large_db) = dbs.items()
+    for name, app, db in (
+        ("ceiling", "bench.ceiling:application", small_db),
+        (small_label, "triport_payouts.wsgi:application", small_db),
+        (large_label, "triport_payouts.wsgi:application", large_db),
+    ):
+        servers[name] = Server(name, app, args.workers, db, token, work)
+    results["commands"] = {"gunicorn": {name: shell(s.command, token) for name, s in servers.items()}}
+    auth = {"X-Admin-Token": token}
+
+    # The 409 path hammers one of the write database's fresh payouts, failed first.
+    failed_id = pool.take(1)[0]
+    pool.consume([failed_id], [1], 1)
+    status, body = servers[large_label].request("POST", f"{API}/payouts/{failed_id}/failed", auth, BODY)
+    if status != 200:
+        raise BenchmarkFailed(f"could not fail the 409 path's payout: {status} {body!r}")
+    cursors = {label: deep_cursor(servers[label], auth) for label in (small_label, large_label)}
+
+    scenarios = table(small_label, large_label, failed_id, cursors)
+    dbs = {**dbs, "ceiling": None}
+
+    wrk = Wrk(token, args.connections, args.threads)
+    budget = int(args.duration * 8000)
+    drain = f"{API}/payouts/{failed_id}/failed"
+
+    def one(scenario: Scenario, duration: float) -> Load:
+        server = servers[scenario.server]
+        if scenario.writes:
+            return run_write(wrk, scenario, server, large_db, pool, duration, work, budget, drain)
+        return run_read(wrk, scenario, server, dbs[scenario.server], duration)
+
+    rounds = run_rounds(one, scenarios, args.rounds, args.duration)
+    results["load"] = summarize(rounds, CEILING, scenarios, small_label, large_label)
+    results["commands"]["wrk"] = wrk.commands
+    results["deep_rows"] = DEEP_ROWS
+    for server in servers.values():
+        server.stop()
+    servers.clear()
+    return failed_id, cursors[large_label], drain
+
+
+def run_rounds(one, scenarios: list[Scenario], count: int, duration: float) -> list[Round]:
+    """A warm-up run of every scenario, then count rounds; one(scenario,
+    seconds) is a wrk run with its checks."""
+    log("warming up (2 s each, not counted)...")
+    for scenario in [CEILING, *scenarios]:
+        one(scenario, 2)
+
+    # A round: the ceiling, a scenario, the ceiling, the next scenario, ...,
+    # the ceiling. A scenario's ratios are to the mean of the two ceiling
+    # runs around it: the machine's drift (and its neighbours) between
+    # them is seconds, not the round's minutes.
+    rounds = []
+    for r in range(count):
+        load_average = loadavg()
+        log(f"round {r + 1}/{count} (load average {' '.join(load_average)})")
+        loads, ceilings = {}, [one(CEILING, duration)]
+        log_load(CEILING, ceilings[-1])
+        for scenario in scenarios:
+            loads[scenario.key] = one(scenario, duration)
+            log_load(scenario, loads[scenario.key])
+            ceilings.append(one(CEILING, duration))
+            log_load(CEILING, ceilings[-1])
+        rounds.append(Round(loads, ceilings, [s.key for s in scenarios], load_average))
+    return rounds
+
+
+def log_load(scenario: Scenario, load: Load) -> None:
+    log(
+        f"  {scenario.label:42} {load.rps:8.0f} req/s  p50 {load.p50_ms:6.1f} ms"
+        f"  p99 {load.p99_ms:7.1f} ms  {load.statuses}"
+    )
+
+
+@dataclass
+class Round:
+    loads: dict  # scenario key -> Load
+    ceilings: list  # the ceiling's runs: before the first scenario, and after each
+    order: list  # scenario keys in the order run
+    loadavg: list  # /proc/loadavg when the round started
+
+    def ceiling_for(self, key: str) -> tuple[float, float]:
+        """(req/s, p99 ms) of the ceiling around a scenario: the mean of the runs before and after."""
+        i = self.order.index(key)
+        before, after = self.ceilings[i], self.ceilings[i + 1]
+        return (before.rps + after.rps) / 2, (before.p99_ms + after.p99_ms) / 2
+
+    def ratio(self, key: str) -> float:
+        return self.loads[key].rps / self.ceiling_for(key)[0]
+
+    def p99_ratio(self, key: str) -> float:
+        return self.loads[key].p99_ms / self.ceiling_for(key)[1]
+
+
+def summarize(rounds: list[Round], ceiling, scenarios, small_label, large_label) -> dict:
+    """Medians over rounds of each round's ratios."""
+    out = {
+        "ceiling": _figures([c for r in rounds for c in r.ceilings]),
+        "rounds": len(rounds),
+        "scenarios": [],
+        "loadavg_rounds": [r.loadavg for r in rounds],
+    }
+    for scenario in scenarios:
+        key = scenario.key
+        row = {
+            "key": key,
+            "label": scenario.label,
+            "target": scenario.target,
+            "p99_target": scenario.p99_target,
+            "expect": scenario.expect,
+            **_figures([r.loads[key] for r in rounds]),
+            "ratio": statistics.median(r.ratio(key) for r in rounds),
+            "p99_ratio": statistics.median(r.p99_ratio(key) for r in rounds),
+            "ratios": [r.ratio(key) for r in rounds],
+            "ceiling_rps_rounds": [r.ceiling_for(key)[0] for r in rounds],
+        }
+        out["scenarios"].append(row)
+    deep, first = f"list_deep_{large_label}", f"list_first_{small_label}"
+    out["deep_vs_first"] = {
+        "deep": deep,
+        "first": first,
+        "target": 1.2,
+        # cost per request = 1 / throughput; each side normalised by its own
+        # ceiling first, as the two ran a minute apart
+        "cost_ratio": statistics.median(r.ratio(first) / r.ratio(deep) for r in rounds),
+        "p50_ratio": statistics.median(r.loads[deep].p50_ms / r.loads[first].p50_ms for r in rounds),
+    }
+    return out
+
+
+def _figures(loads) -> dict:
+    return {
+        "rps": statistics.median(l.rps for l in loads),
+        "p50_ms": statistics.median(l.p50_ms for l in loads),
+        "p99_ms": statistics.median(l.p99_ms for l in loads),
+        "rps_rounds": [l.rps for l in loads],
+        "p99_rounds": [l.p99_ms for l in loads],
+        "requests": sum(l.answered for l in loads),
+        "statuses": _sum_statuses(loads),
+    }
+
+
+def _sum_statuses(loads) -> dict:
+    total: dict[str, int] = {}
+    for load in loads:
+        for status, count in load.statuses.items():
+            total[status] = total.get(status, 0) + count
+    return total

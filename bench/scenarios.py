@@ -1,0 +1,91 @@
+"""The scenario table: every route the load rounds measure, with its
+expected status and its target, and the ceiling they are measured against."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from common import API, BODY, DEEP_ROWS, DEMO_USER, BenchmarkFailed
+from servers import Server
+
+
+@dataclass
+class Scenario:
+    key: str
+    label: str
+    server: str  # key into the servers dict
+    path: str  # URL path and query (for fresh_ids: any path; the script builds its own)
+    script: str = "static.lua"
+    args: dict = field(default_factory=dict)
+    expect: int = 200
+    writes: bool = False  # the 200 path: fresh ids, drained, checked against the database
+    target: float | None = None  # at least this ratio to the ceiling's req/s
+    p99_target: float | None = None  # at most this ratio to the ceiling's p99
+
+
+CEILING = Scenario("ceiling", 'ceiling: bare WSGI {"ok": true}', "ceiling", "/")
+
+
+def table(small_label: str, large_label: str, failed_id: str, cursors: dict) -> list[Scenario]:
+    """The scenarios in the order a round runs them; failed_id is the 409
+    path's payout, cursors the deep page's cursor for each database."""
+    scenarios = [
+        Scenario(
+            "failed_200",
+            "mark-failed, fresh payout (200)",
+            large_label,
+            "",
+            "fresh_ids.lua",
+            {"path": f"{API}/payouts/{{id}}/failed", "body": BODY},
+            writes=True,
+            target=0.58,
+            p99_target=2.0,
+        ),
+        Scenario(
+            "failed_409",
+            "mark-failed, already failed (409)",
+            large_label,
+            f"{API}/payouts/{failed_id}/failed",
+            args={"method": "POST", "body": BODY},
+            expect=409,
+            target=0.85,
+        ),
+    ]
+    for label in (small_label, large_label):
+        scenarios.append(
+            Scenario(
+                f"list_first_{label}",
+                f"list, first page of 50 ({label})",
+                label,
+                f"{API}/payouts?limit=50",
+                target=0.6,
+            )
+        )
+    for label in (small_label, large_label):
+        scenarios.append(
+            Scenario(
+                f"list_deep_{label}",
+                f"list, page {DEEP_ROWS // 50 + 1} of 50 ({label})",
+                label,
+                f"{API}/payouts?limit=50&cursor={cursors[label]}",
+            )
+        )
+    for label in (small_label, large_label):
+        scenarios.append(
+            Scenario(f"user_{label}", f"user view, 100 payouts ({label})", label, f"{API}/users/{DEMO_USER}")
+        )
+    return scenarios
+
+
+def deep_cursor(server: Server, auth: dict) -> str:
+    cursor, seen = None, 0
+    while seen < DEEP_ROWS:
+        path = f"{API}/payouts?limit=50" + (f"&cursor={cursor}" if cursor else "")
+        status, body = server.get(path, auth)
+        page = json.loads(body)
+        if status != 200 or page["next_cursor"] is None:
+            raise BenchmarkFailed(f"paging to row {DEEP_ROWS} failed at {seen}: {status}")
+        seen += len(page["payouts"])
+        cursor = page["next_cursor"]
+    return cursor
