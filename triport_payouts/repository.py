@@ -177,8 +177,8 @@ class Repository:
         current = self._status(payout_id)
         if current not in rule.sources:
             raise domain.PayoutNotActionable()
-        now = domain.utcnow()
         with self.db.transaction() as conn:
+            now = domain.utcnow()  # taken under the write lock: events' times follow commit order
             cursor = conn.execute(
                 self._sql["transition"], (rule.target, reason, tx_hash, now, payout_id, current)
             )
@@ -204,13 +204,13 @@ class Repository:
 
     def create_payout(self, user_id: str, amount: Decimal, currency: str, destination: str) -> dict:
         """A new payout in `requested`; raises WouldOverdraw if it exceeds `available`."""
-        now = domain.utcnow()
-        payout = dict(zip(PAYOUT_COLUMNS, (
-            domain.new_payout_id(), user_id, domain.format_amount(amount), currency, destination,
-            domain.REQUESTED, None, None, now, now,
-        )))
         with self.db.transaction() as conn:
             self.db.lock_balance(conn, user_id, currency)
+            now = domain.utcnow()
+            payout = dict(zip(PAYOUT_COLUMNS, (
+                domain.new_payout_id(), user_id, domain.format_amount(amount), currency, destination,
+                domain.REQUESTED, None, None, now, now,
+            )))
             available = self._balances(conn, user_id, currency).get(currency, _ZERO_BALANCE)["available"]
             if amount > available:
                 raise domain.WouldOverdraw()
