@@ -17,6 +17,7 @@ import sys
 from decimal import Decimal
 
 import pytest
+from conftest import move_to
 
 from triport_payouts import cli, domain
 
@@ -289,14 +290,7 @@ def test_cancel_payout_accepts_an_upper_case_id(run, repo, make_payout):
 @pytest.mark.parametrize("status", ["processing", "sent", "failed", "cancelled"])
 def test_cancel_payout_from_any_other_status_is_refused_and_changes_nothing(run, repo, make_payout, status):
     payout_id = make_payout()
-    if status == "processing":
-        repo.transition(payout_id, "processing")
-    elif status == "sent":
-        repo.transition(payout_id, "sent", tx_hash="0xabc")
-    elif status == "failed":
-        repo.transition(payout_id, "failed", reason="r")
-    else:
-        repo.cancel_payout(payout_id)
+    move_to(repo, payout_id, status)
     before = (repo.get_payout(payout_id), repo.events(payout_id))
     assert_refused(*run("cancel-payout", payout_id))
     assert (repo.get_payout(payout_id), repo.events(payout_id)) == before
