@@ -78,6 +78,24 @@ class PerThreadConnections:
         raise NotImplementedError
 
 
+class _LockingConnection(sqlite3.Connection):
+    """A SQLite connection with its own descriptor of the writers' lock file
+    beside the database (None where one cannot be made: a read-only directory)."""
+
+    def __init__(self, path, *args, **kwargs):
+        super().__init__(path, *args, **kwargs)
+        try:
+            self.lock_fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError:
+            self.lock_fd = None
+
+    def close(self) -> None:
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)
+            self.lock_fd = None
+        super().close()
+
+
 class SQLiteDatabase(PerThreadConnections):
     """One SQLite file in WAL mode: readers never wait for the writer, and a
     write transaction (BEGIN IMMEDIATE) takes the one write lock up front, so
@@ -99,8 +117,6 @@ class SQLiteDatabase(PerThreadConnections):
         super().__init__()
         self.path = path
         self.busy_timeout = busy_timeout
-        self._writer = threading.local()
-        self._lock_files: list[tuple[int, int]] = []
 
     def __repr__(self) -> str:
         return f"SQLiteDatabase({self.path!r})"
@@ -117,6 +133,7 @@ class SQLiteDatabase(PerThreadConnections):
                 isolation_level=None,
                 check_same_thread=False,
                 cached_statements=256,
+                factory=_LockingConnection,
             )
             for pragma in self.PRAGMAS:
                 conn.execute(pragma)
@@ -135,7 +152,7 @@ class SQLiteDatabase(PerThreadConnections):
         stays, for writers that do not take it.
         """
         conn = self.connection()
-        lock = self._lock_file()
+        lock = conn.lock_fd
         if lock is not None:
             fcntl.flock(lock, fcntl.LOCK_EX)
         try:
@@ -150,27 +167,6 @@ class SQLiteDatabase(PerThreadConnections):
         finally:
             if lock is not None:
                 fcntl.flock(lock, fcntl.LOCK_UN)
-
-    def _lock_file(self) -> int | None:
-        """This thread's descriptor of the lock file beside the database, or
-        None where one cannot be made (a read-only directory)."""
-        local, pid = self._writer, os.getpid()
-        if getattr(local, "pid", None) != pid:
-            try:
-                local.fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-                self._lock_files.append((pid, local.fd))
-            except OSError:
-                local.fd = None
-            local.pid = pid
-        return local.fd
-
-    def close(self) -> None:
-        super().close()
-        files, self._lock_files = self._lock_files, []
-        for pid, fd in files:
-            if pid == os.getpid():
-                os.close(fd)
-        self._writer = threading.local()
 
     @contextmanager
     def snapshot(self):

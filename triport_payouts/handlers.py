@@ -53,7 +53,8 @@ def _reason_field(body: dict) -> dict:
 
 def _tx_hash_field(body: dict) -> dict:
     tx_hash = body.get("tx_hash")
-    if not (http.storable_text(tx_hash) and domain.is_clean_text(tx_hash, 256)):
+    # Printable text excludes NUL and lone surrogates: nothing either database refuses.
+    if not domain.is_clean_text(tx_hash, 256):
         raise BadRequest("invalid_tx_hash")
     return {"tx_hash": tx_hash}
 
