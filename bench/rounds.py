@@ -43,6 +43,11 @@ def run_load(
     cursors = {label: deep_cursor(servers[label], auth) for label in (small_label, large_label)}
 
     scenarios = table(small_label, large_label, failed_id, cursors)
+    if getattr(args, "only", None):
+        unknown = set(args.only) - {s.key for s in scenarios}
+        if unknown:
+            raise BenchmarkFailed(f"no such scenario: {', '.join(sorted(unknown))}")
+        scenarios = [s for s in scenarios if s.key in args.only]
     dbs = {**dbs, "ceiling": None}
 
     wrk = Wrk(token, args.connections, args.threads)
@@ -142,6 +147,8 @@ def summarize(rounds: list[Round], ceiling, scenarios, small_label, large_label)
         }
         out["scenarios"].append(row)
     deep, first = f"list_deep_{large_label}", f"list_first_{small_label}"
+    if not {deep, first} <= {s.key for s in scenarios}:
+        return out  # a run of some scenarios only (--only)
     out["deep_vs_first"] = {
         "deep": deep,
         "first": first,

@@ -58,6 +58,12 @@ def parse_args(argv):
         help="gunicorn workers, app and ceiling alike (default: the config module's, %(default)s)",
     )
     parser.add_argument("--fresh", action="store_true", help="reseed the cached large database")
+    parser.add_argument(
+        "--only",
+        type=lambda text: text.split(","),
+        help="only these load scenarios (keys such as failed_200,list_first_10k), nothing"
+        " else; for trying a change: writes under var/bench/only/, not docs/",
+    )
     parser.add_argument("--out", type=Path, help="the Markdown report (default docs/benchmarks.md)")
     parser.add_argument(
         "--report-only",
@@ -82,6 +88,8 @@ def parse_args(argv):
         args.rss_points = (1_000, 10_000, 50_000, 100_000)
         args.read_calls, args.write_calls, args.blocks = 2000, 500, 7
         args.out = args.out or ROOT / "docs" / "benchmarks.md"
+    if args.only:
+        args.out = VAR / "only" / "benchmarks.md"
     return args
 
 
@@ -112,7 +120,7 @@ def main(argv=None) -> int:
         return 0
     preflight()
     started = time.monotonic()
-    work = VAR / ("quick" if args.quick else "work")
+    work = VAR / ("only" if args.only else "quick" if args.quick else "work")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     token = secrets.token_urlsafe(18)
@@ -130,6 +138,11 @@ def main(argv=None) -> int:
     try:
         measure(args, work, token, started, results, servers)
         (work / "results.json").write_text(json.dumps(results, indent=2, default=str))
+        if args.only:
+            for row in results["load"]["scenarios"]:
+                log(f"{row['key']:16} {row['ratio']:.3f} of the ceiling (rounds:"
+                    f" {', '.join(f'{r:.3f}' for r in row['ratios'])}), p99 {row['p99_ratio']:.2f}x")
+            return 0
         import report
 
         report.write(results, args.out, quick=args.quick)
@@ -160,6 +173,11 @@ def measure(args, work: Path, token: str, started: float, results: dict, servers
     )
 
     phases["databases"] = time.monotonic() - started
+    if args.only:
+        pool = WritePool(large_ids)
+        dbs = {small_label: small_db, large_label: large_db}
+        run_load(args, token, work, dbs, pool, results, servers)
+        return
     mark = time.monotonic()
     results["seed"] = measure_seed(work, args)
     phases["seed-demo"] = time.monotonic() - mark
