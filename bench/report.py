@@ -197,8 +197,9 @@ def write(results: dict, out: Path, quick: bool = False) -> None:
         "",
         (
             "One WSGI call with a prebuilt environ (no HTTP) against the raw statements that call runs, in a"
-            " plain loop on a persistent connection with the app's pragmas (WAL, `synchronous=FULL`,"
-            " foreign keys), on the same database; the two loops alternate (reads by blocks, writes call by"
+            " plain loop on a persistent connection with the app's guarantees the plain way (WAL, foreign"
+            " keys, and `synchronous=FULL`: SQLite syncs each `COMMIT` itself, where the app syncs the log"
+            " after releasing its lock), on the same database; the two loops alternate (reads by blocks, writes call by"
             " call, as a write's time is mostly a varying fsync), and each figure is the median over blocks."
             " The 200 path's raw loop is the status read, `BEGIN IMMEDIATE`, the compare-and-set `UPDATE`,"
             " the event `INSERT` and `COMMIT`; the 409 path's is the one status `SELECT`; a list page's is"

@@ -271,16 +271,3 @@ def all_payouts(repo) -> dict[str, dict]:
         payouts.update((p["id"], p) for p in page)
         if after is None:
             return payouts
-
-
-def test_sqlite_connections_commit_durably(tmp_path):
-    """synchronous=FULL in WAL mode: a commit is fsynced before the client sees
-    its 200, so it survives a power loss, not only a killed process."""
-    db = open_database(str(tmp_path / "durable.sqlite3"))
-    db.init_schema()
-    try:
-        conn = db.connection()
-        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
-    finally:
-        db.close()
