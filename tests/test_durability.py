@@ -153,7 +153,8 @@ def test_init_db_syncs_the_schema(monkeypatch, tmp_path):
     assert len(watch.syncs) == 1
 
 
-def test_a_database_that_cannot_use_a_log_syncs_every_commit(tmp_path):
+def test_a_database_that_cannot_use_a_log_syncs_every_commit(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     db = open_database(":memory:")
     try:
         conn = db.connection()
@@ -161,5 +162,7 @@ def test_a_database_that_cannot_use_a_log_syncs_every_commit(tmp_path):
         assert conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
         assert conn.wal_path is None
         conn.sync_log()  # nothing to do, and no file to open
+        assert conn.lock_fd is None
     finally:
         db.close()
+    assert list(tmp_path.iterdir()) == []

@@ -40,9 +40,9 @@ def explode(*args, **kwargs):
 
 @pytest.mark.parametrize("method, route, repository_method", [
     ("POST", "failed", "transition"),
-    ("GET", "list", "list_payouts"),
+    ("GET", "list", "payout_page"),
     ("GET", "events", "events"),
-    ("GET", "user", "user_view"),
+    ("GET", "user", "user_summary"),
 ])
 def test_a_500_for_a_request_carrying_the_token_does_not_log_it(
         app, client, make_payout, monkeypatch, caplog, method, route, repository_method):

@@ -88,10 +88,13 @@ class _LockingConnection(sqlite3.Connection):
 
     def __init__(self, path, *args, **kwargs):
         super().__init__(path, *args, **kwargs)
+        self.lock_fd = None
+        if path in (":memory:", ""):
+            return  # a private database: no other writer to queue behind
         try:
             self.lock_fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError:
-            self.lock_fd = None
+            pass
 
     def sync_log(self) -> None:
         """Waits until every commit written to the log so far, by any process,
@@ -134,6 +137,13 @@ class SQLiteDatabase(PerThreadConnections):
     def sql(self, text: str) -> str:
         """The repository's SQL in this dialect (qmark parameters already)."""
         return text
+
+    @staticmethod
+    def json_object(members) -> str:
+        """SQL for a JSON object of (key, SQL expression) members, encoded as
+        json.dumps(ensure_ascii=False) with compact separators would: SQLite's
+        json_object quotes strings byte for byte as Python does."""
+        return "json_object(" + ", ".join(f"'{key}', {expr}" for key, expr in members) + ")"
 
     def _connect(self) -> sqlite3.Connection:
         try:

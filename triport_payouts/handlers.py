@@ -93,8 +93,11 @@ def list_payouts(environ, app):
             after = app.cursors.decode(cursor, filters)
         except InvalidCursor:
             raise BadRequest("invalid_cursor") from None
-    payouts, last = app.repository.list_payouts(status=status, user_id=user_id, limit=limit, after=after)
-    return {"payouts": payouts, "next_cursor": last and app.cursors.encode(last, filters)}
+    page, last = app.repository.payout_page(status=status, user_id=user_id, limit=limit, after=after)
+    return http.Response.json_text(200, http.json_members(
+        ("payouts", http.json_array(page)),
+        ("next_cursor", http.encode(last and app.cursors.encode(last, filters))),
+    ))
 
 
 def _single(query: dict, name: str, tag: str) -> str | None:
@@ -125,7 +128,9 @@ def user_view(environ, app, user_id):
     except (UnicodeError, domain.InvalidField):
         # No user with such an id can exist (a NUL, say, which PostgreSQL cannot even compare).
         raise domain.UserNotFound() from None
-    return app.repository.user_view(user_id, payouts=USER_VIEW_PAYOUTS)
+    summary, newest = app.repository.user_summary(user_id, payouts=USER_VIEW_PAYOUTS)
+    members = [(name, http.encode(value)) for name, value in summary.items()]
+    return http.Response.json_text(200, http.json_members(*members, ("payouts", http.json_array(newest))))
 
 
 def openapi(environ, app):

@@ -126,6 +126,24 @@ def query(environ) -> dict[str, list[str]]:
     return parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True, errors="replace")
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def encode(value) -> str:
+    """JSON text as every response writes it: compact, UTF-8 left as is."""
+    return _ENCODER.encode(value)
+
+
+def json_members(*members: tuple[str, str]) -> str:
+    """A JSON object from (key, value already encoded as JSON) pairs, in order."""
+    return "{" + ",".join(f"{encode(key)}:{value}" for key, value in members) + "}"
+
+
+def json_array(texts: list[str]) -> str:
+    """A JSON array of values already encoded as JSON."""
+    return "[" + ",".join(texts) + "]"
+
+
 @dataclass(frozen=True)
 class Response:
     """A JSON response: its status, its exact body bytes, and extra headers."""
@@ -136,8 +154,12 @@ class Response:
 
     @classmethod
     def json(cls, status: int, payload, headers=()) -> Response:
-        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
-        return cls(status, body, tuple(headers))
+        return cls.json_text(status, encode(payload), headers)
+
+    @classmethod
+    def json_text(cls, status: int, text: str, headers=()) -> Response:
+        """A response whose JSON is already encoded."""
+        return cls(status, text.encode("utf-8") + b"\n", tuple(headers))
 
     @classmethod
     def error(cls, exc: ApiError) -> Response:

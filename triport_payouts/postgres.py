@@ -62,6 +62,14 @@ class PostgresDatabase(PerThreadConnections):
         """The repository's qmark SQL with psycopg's placeholders (it has no literal ? or %)."""
         return text.replace("?", "%s")
 
+    @staticmethod
+    def json_object(members) -> str:
+        """SQL for a JSON object of (key, SQL expression) members, encoded as
+        json.dumps(ensure_ascii=False) with compact separators would (json_build_object
+        writes " : " between key and value): to_json quotes text as Python does."""
+        parts = (f"""'"{key}":' || coalesce(to_json({expr})::text, 'null')""" for key, expr in members)
+        return "'{' || " + " || ',' || ".join(parts) + " || '}'"
+
     def _usable(self, conn) -> bool:
         return not (conn.closed or conn.broken)
 

@@ -89,10 +89,11 @@ _LIST_FILTERS = {
 
 
 def _list_sql(status: bool, user_id: bool, after: bool) -> str:
+    # {payout_json}: the dialect's expression for a row as its JSON text (Repository fills it in).
     clauses = [_LIST_FILTERS[name] for name, given in
                (("status", status), ("user_id", user_id), ("after", after)) if given]
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-    return f"{_PAYOUT_SELECT}{where} ORDER BY created_at DESC, id DESC LIMIT ?"
+    return f"SELECT {{payout_json}}, created_at, id FROM payouts{where} ORDER BY created_at DESC, id DESC LIMIT ?"
 
 
 SQL.update({
@@ -105,7 +106,11 @@ class Repository:
     def __init__(self, db):
         self.db = db
         sql = {**SQL, **getattr(db, "SQL_OVERRIDES", {})}
-        self._sql = {name: db.sql(text) for name, text in sql.items()}
+        # A page's payouts are encoded by the database: no dict per row, no json.dumps.
+        payout_json = db.json_object(
+            [(name, "CAST(amount AS TEXT)" if name == "amount" else name) for name in PAYOUT_COLUMNS]
+        )
+        self._sql = {name: db.sql(text.replace("{payout_json}", payout_json)) for name, text in sql.items()}
 
     # -- reads ---------------------------------------------------------------
 
@@ -123,21 +128,27 @@ class Repository:
             self._status(payout_id)
         return [dict(zip(EVENT_COLUMNS, row)) for row in rows]
 
-    def list_payouts(self, *, status=None, user_id=None, limit=50, after=None):
-        """One page, newest first: (payouts, key of the last one if more follow)."""
+    def payout_page(self, *, status=None, user_id=None, limit=50, after=None):
+        """One page, newest first: (each payout as its JSON text, the key of
+        the last one if more follow)."""
         flags = "".join("0" if value is None else "1" for value in (status, user_id, after))
         params = [value for value in (status, user_id) if value is not None]
         if after is not None:
             params.extend(after)
         params.append(limit + 1)
         rows = self.db.connection().execute(self._sql["list" + flags], params).fetchall()
-        payouts = [_payout(row) for row in rows[:limit]]
-        last = (payouts[-1]["created_at"], payouts[-1]["id"]) if len(rows) > limit else None
-        return payouts, last
+        last = tuple(rows[limit - 1][1:]) if len(rows) > limit else None
+        return [row[0] for row in rows[:limit]], last
 
-    def user_view(self, user_id: str, payouts: int = 20) -> dict:
-        """Balances per currency, counts per status and the newest payouts;
-        raises UserNotFound for a user with no credits and no payouts."""
+    def list_payouts(self, **page):
+        """payout_page's payouts as dicts: (payouts, key of the last one if more follow)."""
+        texts, last = self.payout_page(**page)
+        return [json.loads(text) for text in texts], last
+
+    def user_summary(self, user_id: str, payouts: int = 20) -> tuple[dict, list[str]]:
+        """Balances per currency and counts per status, and the user's newest
+        payouts as JSON texts; raises UserNotFound for a user with no credits
+        and no payouts."""
         conn = self.db.connection()
         rows = conn.execute(self._sql["user_balance_rows"], (user_id, user_id)).fetchall()
         if not rows:
@@ -150,8 +161,13 @@ class Repository:
             {"currency": currency, **{name: domain.format_amount(value) for name, value in sums.items()}}
             for currency, sums in sorted(balances_from_rows(rows).items())
         ]
-        newest, _ = self.list_payouts(user_id=user_id, limit=payouts)
-        return {"user_id": user_id, "balances": balances, "counts": counts, "payouts": newest}
+        newest, _ = self.payout_page(user_id=user_id, limit=payouts)
+        return {"user_id": user_id, "balances": balances, "counts": counts}, newest
+
+    def user_view(self, user_id: str, payouts: int = 20) -> dict:
+        """user_summary as one dict, its newest payouts under "payouts"."""
+        summary, newest = self.user_summary(user_id, payouts)
+        return {**summary, "payouts": [json.loads(text) for text in newest]}
 
     def _status(self, payout_id: str) -> str:
         row = self.db.connection().execute(self._sql["status"], (payout_id,)).fetchone()
