@@ -17,7 +17,7 @@ from .http import Response
 from .config import DEFAULT_DATABASE, Config
 from .db import first_line, open_database
 from .domain import DomainError
-from .errors import ApiError, Internal, ServiceUnavailable, from_domain
+from .errors import ApiError, Internal, ServiceUnavailable
 from .pagination import Cursors
 from .repository import Repository
 from .routing import ROUTES, Router
@@ -33,6 +33,7 @@ class App:
         self.repository = repository or Repository(open_database(config.database))
         self.router = Router(routes)
         self.cursors = Cursors(config.admin_token)
+        self._token = config.admin_token.encode("utf-8") if config.admin_token else None
         self._unavailable = self.repository.db.unavailable_errors
         self._handlers = {route.handler: getattr(handlers, route.handler) for route in routes}
         self._openapi = None
@@ -50,7 +51,7 @@ class App:
         except ApiError as exc:
             response = Response.error(exc)
         except DomainError as exc:
-            response = Response.error(from_domain(exc))
+            response = Response.refusal(exc)
         except self._unavailable as exc:
             log.warning("database unavailable: %s", first_line(exc))
             response = Response.error(ServiceUnavailable("database_unavailable"))
@@ -63,7 +64,7 @@ class App:
     def _dispatch(self, environ) -> Response:
         route, params = self.router.match(environ.get("PATH_INFO") or "/", environ.get("REQUEST_METHOD", "GET"))
         if route.auth:
-            http.check_token(environ, self.config.admin_token)
+            http.check_token(environ, self._token)
         result = self._handlers[route.handler](environ, self, **params)
         return result if isinstance(result, Response) else Response.json(200, result)
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from urllib.parse import parse_qs
 
-from .errors import ApiError, BadRequest, Unauthorized
+from .domain import DomainError
+from .errors import ApiError, BadRequest, Unauthorized, from_domain
 
 MAX_BODY = 4096
 
@@ -103,14 +104,20 @@ def header(environ, name: str) -> str | None:
 
     Returns None when absent; raises UnicodeError when not UTF-8.
     """
-    raw = environ.get("HTTP_" + name.upper().replace("-", "_"))
+    raw = environ.get(_cgi_name(name))
     if raw is None:
         return None
     return raw.encode("latin-1").decode("utf-8")
 
 
-def check_token(environ, token: str | None) -> None:
-    """Raises Unauthorized unless X-Admin-Token equals the configured token."""
+@functools.lru_cache(maxsize=32)
+def _cgi_name(name: str) -> str:
+    return "HTTP_" + name.upper().replace("-", "_")
+
+
+def check_token(environ, token: bytes | None) -> None:
+    """Raises Unauthorized unless X-Admin-Token equals the configured token
+    (its UTF-8 bytes; None or empty when unset)."""
     if not token:
         raise Unauthorized("admin_token_unset")
     given = environ.get("HTTP_X_ADMIN_TOKEN")
@@ -118,7 +125,7 @@ def check_token(environ, token: str | None) -> None:
         sent = None if given is None else given.encode("latin-1")
     except UnicodeEncodeError:
         sent = None
-    if sent is None or not hmac.compare_digest(sent, token.encode("utf-8")):
+    if sent is None or not hmac.compare_digest(sent, token):
         raise Unauthorized("admin_token_invalid")
 
 
@@ -152,6 +159,11 @@ class Response:
     body: bytes
     headers: tuple[tuple[str, str], ...] = ()
 
+    def __post_init__(self):
+        # What start() hands the server, worked out once: error answers are reused.
+        headers = (*_BASE_HEADERS, ("Content-Length", str(len(self.body))), *self.headers)
+        object.__setattr__(self, "_start", (_STATUS_LINES[self.status], headers))
+
     @classmethod
     def json(cls, status: int, payload, headers=()) -> Response:
         return cls.json_text(status, encode(payload), headers)
@@ -165,10 +177,15 @@ class Response:
     def error(cls, exc: ApiError) -> Response:
         return _error_response(exc.status, exc.tag, exc.headers)
 
+    @classmethod
+    def refusal(cls, exc: DomainError) -> Response:
+        """The answer to a domain refusal (an unmapped one is a 500)."""
+        return _refusal_response(type(exc))
+
     def start(self, start_response) -> list[bytes]:
         """Calls start_response once; returns the WSGI body iterable."""
-        headers = [*_BASE_HEADERS, ("Content-Length", str(len(self.body))), *self.headers]
-        start_response(_STATUS_LINES[self.status], headers)
+        status, headers = self._start
+        start_response(status, list(headers))
         return [self.body]
 
 
@@ -176,6 +193,11 @@ class Response:
 def _error_response(status: int, tag: str, headers: tuple) -> Response:
     # A handful of distinct errors, answered often (every 409): encode each once.
     return Response.json(status, {"error": tag}, headers)
+
+
+@functools.lru_cache(maxsize=64)
+def _refusal_response(kind: type) -> Response:
+    return Response.error(from_domain(kind()))
 
 
 # The answer of every successful action and health check, encoded once.

@@ -13,7 +13,7 @@ import datetime
 import hashlib
 
 from . import domain, http
-from .errors import BadRequest, from_domain
+from .errors import BadRequest
 from .http import Response
 
 MAX_KEY_LENGTH = 255
@@ -47,7 +47,7 @@ def run_once(repository, key: str, request_fingerprint: str, transition) -> Resp
     try:
         transition(lambda conn: repository.finish_key(key, ok.status, ok.body, conn))
     except domain.DomainError as exc:
-        refused = Response.error(from_domain(exc))
+        refused = Response.refusal(exc)
         repository.finish_key(key, refused.status, refused.body)
         return refused
     except BaseException:
