@@ -166,3 +166,18 @@ def test_a_database_that_cannot_use_a_log_syncs_every_commit(tmp_path, monkeypat
     finally:
         db.close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_each_connection_syncs_the_log_it_writes_through_one_descriptor(monkeypatch, setup, sqlite_path):
+    watch = SyncWatch(monkeypatch, sqlite_path)
+    for user in ("alice", "bob", "carol"):
+        setup.credit(user, Decimal("1"), "USDT")
+    assert len(watch.syncs) == 3
+    conn = setup.db.connection()
+    assert os.path.samestat(os.fstat(conn._wal_fd), os.stat(sqlite_path + "-wal"))
+    opened = conn._wal_fd
+    setup.credit("dave", Decimal("1"), "USDT")
+    assert conn._wal_fd == opened
+    setup.db.close()
+    with pytest.raises(OSError):
+        os.fstat(opened)  # closed with its connection

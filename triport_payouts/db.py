@@ -85,6 +85,7 @@ class _LockingConnection(sqlite3.Connection):
     None when the database is not in WAL mode)."""
 
     wal_path: str | None = None
+    _wal_fd: int | None = None
 
     def __init__(self, path, *args, **kwargs):
         super().__init__(path, *args, **kwargs)
@@ -102,16 +103,17 @@ class _LockingConnection(sqlite3.Connection):
         cannot say so: the caller must not answer as if it had."""
         if self.wal_path is None:
             return  # synchronous=FULL: COMMIT synced already
-        fd = os.open(self.wal_path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            os.fdatasync(fd)
-        finally:
-            os.close(fd)
+        if self._wal_fd is None:
+            # Opened after a commit, when the log exists; SQLite keeps that
+            # file (and writes to it) until this connection closes.
+            self._wal_fd = os.open(self.wal_path, os.O_RDONLY | os.O_CLOEXEC)
+        os.fdatasync(self._wal_fd)
 
     def close(self) -> None:
-        if self.lock_fd is not None:
-            os.close(self.lock_fd)
-            self.lock_fd = None
+        for name in ("lock_fd", "_wal_fd"):
+            if getattr(self, name) is not None:
+                os.close(getattr(self, name))
+                setattr(self, name, None)
         super().close()
 
 
