@@ -17,7 +17,8 @@ import webtest
 from conftest import AUTH, PAYOUTS, TOKEN
 
 from triport_payouts import create_app
-from triport_payouts.db import open_database
+from triport_payouts.cli import main
+from triport_payouts.db import DatabaseUnavailable, open_database
 from triport_payouts.repository import Repository
 
 
@@ -125,21 +126,60 @@ def test_a_refused_transition_syncs_nothing(monkeypatch, setup, sqlite_path):
     assert watch.syncs == []
 
 
-def test_a_failed_sync_is_never_answered_200(monkeypatch, setup, sqlite_path, caplog):
+def test_a_failed_sync_stops_the_database_for_every_process_until_an_operator_clears_it(
+    monkeypatch, setup, sqlite_path, caplog, capsys
+):
+    # Linux reports a failed writeback once and may drop the pages: a retry
+    # that synced "successfully" would answer 200 for a commit that is lost.
     setup.credit("alice", Decimal("10"), "USDT")
     payout = setup.create_payout("alice", Decimal("10"), "USDT", "0xdest")["id"]
     watch = SyncWatch(monkeypatch, sqlite_path)
     watch.fail = True
     app = create_app(database=sqlite_path, admin_token=TOKEN)
+    client = webtest.TestApp(app, lint=True)
+    retry = {**AUTH, "Idempotency-Key": "attempt-1"}
     try:
-        response = webtest.TestApp(app, lint=True).post_json(
-            f"{PAYOUTS}/{payout}/failed", {"reason": "x"}, headers=AUTH, status=500
-        )
+        first = client.post_json(f"{PAYOUTS}/{payout}/failed", {"reason": "x"}, headers=retry, status=503)
+        watch.fail = False  # the next sync would "succeed": the retry must not be answered 200
+        again = client.post_json(f"{PAYOUTS}/{payout}/failed", {"reason": "x"}, headers=retry, status=503)
+        read = client.get(f"{PAYOUTS}/{payout}/events", headers=AUTH, status=503)
+        client.get("/readyz", status=503)
     finally:
         app.repository.db.close()
-    assert response.json == {"error": "internal"}
+    assert first.json == again.json == read.json == {"error": "database_unavailable"}
     assert len(watch.syncs) == 1
-    assert "Input/output error" in caplog.text
+    critical = [r for r in caplog.records if r.levelname == "CRITICAL"]
+    assert len(critical) == 1 and "Input/output error" in critical[0].getMessage()
+
+    # Another process (a new app here; another worker, a restart, the CLI)
+    # refuses too, while the marker beside the database is there.
+    marker = sqlite_path + ".sync-failed"
+    assert "Input/output error" in open(marker, encoding="utf-8").read()
+    other = create_app(database=sqlite_path, admin_token=TOKEN)
+    try:
+        webtest.TestApp(other, lint=True).get("/readyz", status=503)
+    finally:
+        other.repository.db.close()
+    assert main(["credit", "--user-id", "bob", "--amount", "1", "--currency", "USDT"],
+                {"TRIPORT_DATABASE": sqlite_path}) == 1
+    assert "a sync of the log failed earlier" in capsys.readouterr().err
+
+    os.remove(marker)  # the operator, once the disk is checked
+    healthy = create_app(database=sqlite_path, admin_token=TOKEN)
+    try:
+        webtest.TestApp(healthy, lint=True).get("/readyz", status=200)
+    finally:
+        healthy.repository.db.close()
+
+
+def test_a_writer_with_an_open_connection_stops_at_the_marker(monkeypatch, setup, sqlite_path):
+    setup.credit("alice", Decimal("1"), "USDT")  # this process's connection is open
+    with open(sqlite_path + ".sync-failed", "w", encoding="utf-8") as marker:
+        marker.write("another worker's sync failed\n")
+    with pytest.raises(DatabaseUnavailable):
+        setup.credit("alice", Decimal("1"), "USDT")
+    with pytest.raises(DatabaseUnavailable):
+        setup.db.ping()
 
 
 def test_init_db_syncs_the_schema(monkeypatch, tmp_path):

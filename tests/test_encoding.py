@@ -58,3 +58,20 @@ def test_the_user_view_is_byte_for_byte_what_json_dumps_writes(client, repo):
     body = client.get(f"/v1/admin/referrals/users/{quote(user)}", headers=AUTH).body
     assert body == dumps(repo.user_view(user))
     assert json.loads(body)["payouts"][0]["destination"] == user
+
+
+def test_every_code_point_is_quoted_as_json_dumps_quotes_it(client, repo):
+    # Every character a reason can hold (all but NUL and lone surrogates),
+    # spread over a few payouts: the database's quoting must be Python's.
+    text = "".join(chr(c) for c in range(1, 0x110000) if not 0xD800 <= c <= 0xDFFF)
+    chunks = [text[i:i + 0x20000] for i in range(0, len(text), 0x20000)]
+    repo.credit("alice", Decimal(len(chunks)), "USDT")
+    ids = []
+    for chunk in chunks:
+        payout = repo.create_payout("alice", Decimal(1), "USDT", "0xdest")["id"]
+        repo.transition(payout, "failed", reason=chunk)
+        ids.append(payout)
+    body = client.get(PAYOUTS, {"limit": "200"}, headers=AUTH).body
+    expected = [repo.get_payout(payout) for payout in reversed(ids)]
+    assert "".join(p["reason"] for p in reversed(expected)) == text
+    assert body == dumps({"payouts": expected, "next_cursor": None})

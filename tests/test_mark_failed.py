@@ -590,3 +590,18 @@ def test_every_response_is_uncacheable_json_with_a_length(app, client, repo, mak
     assert res.headers["Content-Length"] == str(len(res.body))
     assert res.headers["Cache-Control"] == "no-store"
     assert isinstance(json.loads(res.body.decode("utf-8")), dict)
+
+
+def test_a_refusal_the_api_has_no_answer_for_is_a_logged_500(app, client, make_payout, monkeypatch, caplog):
+    from triport_payouts import domain
+
+    def overdraw(*args, **kwargs):
+        raise domain.WouldOverdraw()
+
+    payout_id = make_payout()
+    monkeypatch.setattr(app.repository, "transition", overdraw)
+    with caplog.at_level(logging.ERROR, logger="triport_payouts"):
+        res = client.post_json(f"{PAYOUTS}/{payout_id}/failed", {}, headers=AUTH, status=500)
+    assert res.json == {"error": "internal"}
+    assert any("unmapped refusal" in r.getMessage() and "WouldOverdraw" in r.getMessage()
+               for r in caplog.records)

@@ -52,6 +52,8 @@ class App:
             response = Response.error(exc)
         except DomainError as exc:
             response = Response.refusal(exc)
+            if response.status == 500:
+                log.error("unmapped refusal on %r: %r", environ.get("PATH_INFO"), exc)
         except self._unavailable as exc:
             log.warning("database unavailable: %s", first_line(exc))
             response = Response.error(ServiceUnavailable("database_unavailable"))

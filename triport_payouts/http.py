@@ -8,7 +8,7 @@ import functools
 import hmac
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from urllib.parse import parse_qs
 
@@ -158,6 +158,7 @@ class Response:
     status: int
     body: bytes
     headers: tuple[tuple[str, str], ...] = ()
+    _start: tuple = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         # What start() hands the server, worked out once: error answers are reused.

@@ -1,5 +1,5 @@
 """PostgreSQL connections and transactions (psycopg 3, the ``postgres`` extra):
-the same interface as ``db.SQLiteDatabase``, for several app hosts sharing
+the same interface as ``sqlite.SQLiteDatabase``, for several app hosts sharing
 one database.
 
 Each thread of each worker process keeps one connection, opened on first use
