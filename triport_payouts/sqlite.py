@@ -73,6 +73,8 @@ class SQLiteDatabase(PerThreadConnections):
         self.path = path
         self.busy_timeout = busy_timeout
         self._sync_failed: str | None = None  # why this database is no longer used
+        # Checked before every write: the name is resolved once (realpath stats every component).
+        self._sync_failed_marker = os.path.realpath(path) + ".sync-failed"
 
     def __repr__(self) -> str:
         return f"SQLiteDatabase({self.path!r})"
@@ -174,10 +176,6 @@ class SQLiteDatabase(PerThreadConnections):
             except OSError:
                 pass
             raise DatabaseUnavailable(reason) from exc
-
-    @property
-    def _sync_failed_marker(self) -> str:
-        return os.path.realpath(self.path) + ".sync-failed"
 
     def _refuse_after_failed_sync(self) -> None:
         if self._sync_failed is None and os.path.exists(self._sync_failed_marker):
