@@ -162,3 +162,28 @@ def test_a_request_gunicorn_refuses_does_not_log_the_token_it_carried(server, na
     assert new.text.strip(), "gunicorn logged nothing: the check would be vacuous"
     leaked = [line for line in new.text.splitlines() if TOKEN in line]
     assert not leaked, leaked
+
+
+# Fields a record no longer fills once serve's settings skip the caller's
+# frame, the thread and the multiprocessing name (they cost on every line).
+_UNFILLED = {"funcName", "lineno", "pathname", "filename", "module", "thread", "threadName", "processName"}
+
+
+def test_served_log_lines_use_no_field_the_settings_skip(monkeypatch):
+    import importlib
+    import re
+
+    for name in ("_srcfile", "logThreads", "logMultiprocessing"):
+        monkeypatch.setattr(logging, name, getattr(logging, name))  # restored after the test
+    conf = importlib.reload(importlib.import_module("triport_payouts.gunicorn_conf"))
+    assert (logging._srcfile, logging.logThreads, logging.logMultiprocessing) == (None, False, False)
+
+    formats = [spec["format"] for spec in conf.logconfig_dict["formatters"].values()]
+    used = {field for text in formats for field in re.findall(r"%\((\w+)\)", text)}
+    assert "process" in used and not used & _UNFILLED
+
+    plain = logging.Formatter(conf.logconfig_dict["formatters"]["plain"]["format"])
+    record = logging.getLogger("triport_payouts").makeRecord(
+        "triport_payouts", logging.INFO, "x.py", 1, "payout %s", ("p",), None)
+    line = plain.format(record)
+    assert f"[{record.process}] [INFO] triport_payouts: payout p" in line
