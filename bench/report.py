@@ -88,7 +88,9 @@ def chart(results: dict, path: Path) -> None:
     p99 = [row["p99_ratio"] for row in rows][::-1]
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 0.55 * len(rows) + 1.6), sharey=True)
     ys = range(len(rows))
-    left.barh(ys, ratios, color="#4c72b0")
+    # The reference endpoint's rows (bench/reference.py) are for scale, in grey.
+    reference = [row["key"].startswith("reference_") for row in rows][::-1]
+    left.barh(ys, ratios, color=["#a8a8a8" if r else "#4c72b0" for r in reference])
     for y, row in zip(ys, rows[::-1]):
         if row["target"]:
             left.plot([row["target"]] * 2, [y - 0.4, y + 0.4], color="#c44e52", lw=2)
@@ -97,7 +99,7 @@ def chart(results: dict, path: Path) -> None:
     left.set_xlim(0, max(1.1, max(ratios) + 0.15))
     left.set_yticks(list(ys), labels)
     left.set_xlabel("throughput / ceiling's (higher is better; red: target)")
-    right.barh(ys, p99, color="#dd8452")
+    right.barh(ys, p99, color=["#c8c8c8" if r else "#dd8452" for r in reference])
     for y, row in zip(ys, rows[::-1]):
         if row["p99_target"]:
             right.plot([row["p99_target"]] * 2, [y - 0.4, y + 0.4], color="#c44e52", lw=2)
@@ -158,6 +160,13 @@ def write(results: dict, out: Path, quick: bool = False) -> None:
         " medians of the per-round ratios. Load average at the start of each round: "
         + ", ".join(" ".join(l) for l in load["loadavg_rounds"])
         + " (this machine is shared with other work: the per-round ratios show the noise).",
+        "",
+        "The two reference rows (grey in the chart) are not the app: they are the same writes by a bare"
+        " endpoint written by hand (`bench/reference.py`: the status read, the compare-and-set and the"
+        " event in one `BEGIN IMMEDIATE`, nothing else), once with every `COMMIT` synced"
+        " (`synchronous=FULL`, the app's promise) and once with the common WAL setting that may lose"
+        " the last answered writes in a power cut (`NORMAL`). They show what a write costs on this"
+        " machine with and without that promise.",
         "",
         "| scenario | req/s | / ceiling | p50 ms | p99 ms | p99 / ceiling's | target | per-round ratios |",
         "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |",

@@ -29,6 +29,8 @@ def run_load(
         ("ceiling", "bench.ceiling:application", small_db),
         (small_label, "triport_payouts.wsgi:application", small_db),
         (large_label, "triport_payouts.wsgi:application", large_db),
+        ("reference-durable", "bench.reference:durable", large_db),
+        ("reference-normal", "bench.reference:normal", large_db),
     ):
         servers[name] = Server(name, app, args.workers, db, token, work)
     results["commands"] = {"gunicorn": {name: shell(s.command, token) for name, s in servers.items()}}

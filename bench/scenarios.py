@@ -42,6 +42,19 @@ def table(small_label: str, large_label: str, failed_id: str, cursors: dict) -> 
             target=0.58,
             p99_target=2.0,
         ),
+        # For scale: the same writes by a bare hand-written endpoint (bench/reference.py).
+        *(
+            Scenario(
+                f"reference_{name}_200",
+                f"reference endpoint, synchronous={level} (200)",
+                f"reference-{name}",
+                "",
+                "fresh_ids.lua",
+                {"path": f"{API}/payouts/{{id}}/failed", "body": BODY},
+                writes=True,
+            )
+            for name, level in (("durable", "FULL"), ("normal", "NORMAL"))
+        ),
         Scenario(
             "failed_409",
             "mark-failed, already failed (409)",

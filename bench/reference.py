@@ -1,0 +1,108 @@
+"""A reference for the 200 path: mark-failed written by hand in one function,
+the way a careful single-purpose endpoint would be, and served like the app.
+It answers the same requests on the same schema with the same statements
+(bench/inprocess.py's: the status read, the compare-and-set, the event) in
+one BEGIN IMMEDIATE, on a connection per worker opened after the fork, and
+nothing else: no validation beyond the token and the JSON body, no
+idempotency keys, no log line, no writers' lock (SQLite's busy handler), no
+group commit.
+
+Two callables differ only in how COMMIT meets the disk:
+
+- ``durable``: synchronous=FULL, every COMMIT synced before it returns, the
+  promise the app keeps (an answered write survives a power cut);
+- ``normal``: synchronous=NORMAL, the common WAL setting: a COMMIT only
+  writes the log, so the last answered writes can be lost in a power cut or
+  a kernel crash (not in a process crash).
+
+So the load rounds show, side by side with the app and the ceiling, what a
+write costs here with and without that promise.
+
+    gunicorn --config python:triport_payouts.gunicorn_conf bench.reference:durable
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import sqlite3
+
+from triport_payouts.domain import utcnow
+
+# The raw statements the in-process figures time: the work itself, written out.
+from bench.inprocess import CAS, EVENT, STATUS
+
+PREFIX = "/v1/admin/referrals/payouts/"
+SUFFIX = "/failed"
+HEADERS = [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
+
+
+def _answer(start_response, status: str, payload: dict):
+    body = json.dumps(payload, separators=(",", ":")).encode() + b"\n"
+    start_response(status, [*HEADERS, ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def _error(start_response, status: str, tag: str):
+    return _answer(start_response, status, {"error": tag})
+
+
+class ReferenceEndpoint:
+    def __init__(self, synchronous: str):
+        self.synchronous = synchronous
+        self.token = (os.environ.get("TRIPORT_ADMIN_TOKEN") or "").encode()
+        self.database = os.environ.get("TRIPORT_DATABASE", "")
+        self._conn, self._pid = None, None
+
+    def connection(self) -> sqlite3.Connection:
+        if self._pid != os.getpid():
+            conn = sqlite3.connect(self.database, timeout=10, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            self._conn, self._pid = conn, os.getpid()
+        return self._conn
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path == "/healthz":
+            return _answer(start_response, "200 OK", {"ok": True})
+        if not (path.startswith(PREFIX) and path.endswith(SUFFIX)):
+            return _error(start_response, "404 Not Found", "not_found")
+        if environ["REQUEST_METHOD"] != "POST":
+            return _error(start_response, "405 Method Not Allowed", "method_not_allowed")
+        sent = environ.get("HTTP_X_ADMIN_TOKEN", "").encode("latin-1")
+        if not self.token or not hmac.compare_digest(sent, self.token):
+            return _error(start_response, "401 Unauthorized", "unauthorized")
+        payout_id = path[len(PREFIX) : -len(SUFFIX)]
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = json.loads(environ["wsgi.input"].read(length) or b"{}") if length <= 4096 else None
+        except ValueError:
+            body = None
+        reason = body.get("reason") if isinstance(body, dict) else None
+        if not isinstance(body, dict) or not (reason is None or isinstance(reason, str)):
+            return _error(start_response, "400 Bad Request", "invalid_json")
+        conn = self.connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute(STATUS, (payout_id,)).fetchone()
+            if row is None or row[0] not in ("requested", "processing"):
+                conn.execute("ROLLBACK")
+                if row is None:
+                    return _error(start_response, "404 Not Found", "payout_not_found")
+                return _error(start_response, "409 Conflict", "payout_not_actionable")
+            now = utcnow()
+            conn.execute(CAS, ("failed", reason, None, now, payout_id, row[0]))
+            conn.execute(EVENT, (payout_id, row[0], "failed", reason, None, None, now))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return _answer(start_response, "200 OK", {"ok": True})
+
+
+durable = ReferenceEndpoint("FULL")
+normal = ReferenceEndpoint("NORMAL")
