@@ -107,10 +107,15 @@ def new_payout_id() -> str:
 
 
 def new_payout_ids(count: int) -> list[str]:
-    """`count` ids in increasing order: a counter fills the top of the random bits."""
+    """`count` ids in increasing order: a counter fills the top of the random
+    bits, above 48 bits of salt; each is _uuid7(now, counter << 48 | salt),
+    written from its parts (seed-demo makes them by the hundred thousand)."""
     now_ms = time.time_ns() // 1_000_000
     salt = int.from_bytes(os.urandom(6), "big")
-    return [_uuid7(now_ms, (i << 48) | salt) for i in range(count)]
+    # The counter's top 12 bits follow the version digit; its low 14 the variant bits.
+    millis = f"{now_ms & ((1 << 48) - 1):012x}"
+    head, tail = f"{millis[:8]}-{millis[8:]}-7", f"-{salt:012x}"
+    return [f"{head}{(i >> 14) & 0xFFF:03x}-{0x8000 | (i & 0x3FFF):04x}{tail}" for i in range(count)]
 
 
 def _uuid7(unix_ms: int, random_bits: int) -> str:
@@ -182,8 +187,20 @@ def utcnow() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
-def utc_stamps(count: int) -> list[str]:
-    """`count` distinct increasing times, one microsecond apart, the last one now."""
-    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
-    step = datetime.timedelta(microseconds=1)
-    return [(now - step * (count - 1 - i)).isoformat(timespec="microseconds") + "Z" for i in range(count)]
+def utc_stamps(count: int, now: datetime.datetime | None = None) -> list[str]:
+    """`count` distinct increasing times in utcnow's form, one microsecond
+    apart, the last one `now` (an aware time; by default the current one)."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    last = (now - _EPOCH) // _MICROSECOND
+    first = last - count + 1
+    stamps: list[str] = []
+    # The text up to the fraction changes once a second: formatted once per second.
+    for second in range(first // 1_000_000, last // 1_000_000 + 1) if count > 0 else ():
+        prefix = (_EPOCH + datetime.timedelta(seconds=second)).strftime("%Y-%m-%dT%H:%M:%S.")
+        start, stop = max(first, second * 1_000_000), min(last, second * 1_000_000 + 999_999)
+        stamps.extend(f"{prefix}{micro:06d}Z" for micro in range(start % 1_000_000, stop % 1_000_000 + 1))
+    return stamps
+
+
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+_MICROSECOND = datetime.timedelta(microseconds=1)

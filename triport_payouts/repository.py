@@ -243,7 +243,7 @@ class Repository:
         """
         rng = rng or random.Random()
         user_ids = [f"demo-user-{i:04d}" for i in range(1, users + 1)]
-        cents = [rng.randrange(100, 50_000) for _ in range(payouts)]
+        cents = rng.choices(range(100, 50_000), k=payouts)  # uniform, as randrange, a few times faster
         owners = [user_ids[i % users] for i in range(payouts)]
         owed = dict.fromkeys(user_ids, 0)
         for owner, amount in zip(owners, cents):
