@@ -207,11 +207,25 @@ class SQLiteDatabase(PerThreadConnections):
         """Serialise balance checks: BEGIN IMMEDIATE already holds the write lock."""
 
     def bulk_insert(self, conn, table: str, columns: tuple[str, ...], rows) -> None:
+        """Inserts rows inside conn's write transaction."""
         # A large page cache keeps a million-row insert's index pages in memory
         # (60k to 70k rows/s measured); only a bulk load's connection asks for it.
         conn.execute("PRAGMA cache_size = -262144")
+        # Into an empty table, each index is built after the rows by one sort
+        # instead of row by row (100,000 payouts: 1.10 s -> 0.86 s). In the same
+        # transaction: a load that fails leaves the indexes as they were.
+        indexes = []
+        if conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is None:
+            indexes = conn.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
+                (table,),
+            ).fetchall()
+        for name, _sql in indexes:
+            conn.execute(f'DROP INDEX "{name}"')
         marks = ", ".join("?" * len(columns))
         conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+        for _name, sql in indexes:
+            conn.execute(sql)
 
     def init_schema(self) -> None:
         conn = self.connection()

@@ -1,0 +1,84 @@
+"""Bulk loads into SQLite (seed-demo, copy-data): into an empty table the
+indexes are rebuilt after the rows; the schema, the data and the query plans
+come out as if every row had been inserted one by one."""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+
+import pytest
+
+from triport_payouts.db import open_database
+from triport_payouts.repository import PAYOUT_COLUMNS, Repository
+
+
+def _indexes(path) -> list[tuple]:
+    with sqlite3.connect(path) as conn:
+        return sorted(conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master WHERE type = 'index'"))
+
+
+def _integrity(path) -> list[tuple]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute("PRAGMA integrity_check").fetchall()
+
+
+@pytest.fixture
+def fresh(tmp_path):
+    path = tmp_path / "bulk.sqlite3"
+    db = open_database(str(path))
+    db.init_schema()
+    yield path, Repository(db)
+    db.close()
+
+
+def test_a_load_into_empty_tables_leaves_the_schema_and_every_index_whole(fresh):
+    path, repo = fresh
+    schema = _indexes(path)
+    assert {row[1] for row in schema} >= {"payouts_newest", "payouts_by_status", "payouts_by_user", "credits_by_user"}
+    ids = repo.seed_demo(3_000, 30)
+    assert _indexes(path) == schema
+    assert _integrity(path) == [("ok",)]
+    # The indexes hold every row: a page through each one finds them all.
+    by_user, _ = repo.list_payouts(user_id="demo-user-0007", limit=200)
+    assert len(by_user) == 100 and {p["user_id"] for p in by_user} == {"demo-user-0007"}
+    requested, _ = repo.list_payouts(status="requested", limit=200)
+    assert [p["id"] for p in requested] == sorted(ids, reverse=True)[:200]
+
+
+FILTERS = list(itertools.product((None, "requested"), (None, "u"), (None, ("t", "i"))))
+
+
+@pytest.mark.parametrize("status,user_id,after", FILTERS)
+def test_every_listing_reads_an_index_after_a_bulk_load(fresh, status, user_id, after):
+    path, repo = fresh
+    repo.seed_demo(500, 5)
+    flags = "".join("0" if value is None else "1" for value in (status, user_id, after))
+    params = [value for value in (status, user_id) if value is not None] + [*(after or ()), 51]
+    with sqlite3.connect(path) as conn:
+        plan = " ".join(row[-1] for row in conn.execute("EXPLAIN QUERY PLAN " + repo._sql["list" + flags], params))
+    assert "USING INDEX payouts_" in plan or "USING COVERING INDEX payouts_" in plan, plan
+    assert "TEMP B-TREE" not in plan, plan
+
+
+def test_a_load_into_tables_that_hold_rows_keeps_their_indexes(fresh):
+    path, repo = fresh
+    first = repo.seed_demo(200, 4)
+    schema = _indexes(path)
+    second = repo.seed_demo(300, 4)
+    assert _indexes(path) == schema
+    assert _integrity(path) == [("ok",)]
+    listed, _ = repo.list_payouts(limit=200)
+    assert len(set(first) | set(second)) == 500 and len(listed) == 200
+
+
+def test_a_load_that_fails_leaves_the_indexes_as_they_were(fresh):
+    path, repo = fresh
+    schema = _indexes(path)
+    good = ("p-1", "u", "1.00", "USDT", "w", "requested", None, None, "2026-01-01T00:00:00.000000Z",
+            "2026-01-01T00:00:00.000000Z")
+    bad = ("p-2", "u", "-1", *good[3:])  # a negative amount: refused by the table's CHECK
+    with pytest.raises(sqlite3.IntegrityError), repo.db.transaction() as conn:
+        repo.db.bulk_insert(conn, "payouts", PAYOUT_COLUMNS, [good, bad])
+    assert _indexes(path) == schema
+    assert repo.list_payouts() == ([], None)
