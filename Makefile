@@ -48,7 +48,7 @@ run: $(VENV)/.run-stamp $(DEV_TOKEN_FILE)
 test: $(VENV)/.test-stamp
 	$(BIN)/python -m pytest
 
-# Not part of `make test`: about 12 minutes; needs wrk (apt-get install wrk).
+# Not part of `make test`: about 13 minutes; needs wrk (apt-get install wrk).
 # BENCH_ARGS=--quick for a one-minute smoke run (under var/bench/quick/).
 bench: $(VENV)/.bench-stamp
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
