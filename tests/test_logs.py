@@ -173,9 +173,13 @@ def test_served_log_lines_use_no_field_the_settings_skip(monkeypatch):
     import importlib
     import re
 
-    for name in ("_srcfile", "logThreads", "logMultiprocessing"):
+    flags = ("_srcfile", "logThreads", "logMultiprocessing")
+    for name in flags:
         monkeypatch.setattr(logging, name, getattr(logging, name))  # restored after the test
+    before = [getattr(logging, name) for name in flags]
     conf = importlib.reload(importlib.import_module("triport_payouts.gunicorn_conf"))
+    assert [getattr(logging, name) for name in flags] == before  # importing changes nothing
+    conf.on_starting(None)  # gunicorn's master, before the fork
     assert (logging._srcfile, logging.logThreads, logging.logMultiprocessing) == (None, False, False)
 
     formats = [spec["format"] for spec in conf.logconfig_dict["formatters"].values()]

@@ -19,13 +19,6 @@ limit_request_line = 4094
 limit_request_fields = 50
 limit_request_field_size = 8190
 
-# No record needs its caller, thread or process name: the formats below use
-# none of them (the logging HOWTO's "Optimization"), and finding the caller
-# walks the stack on every line, the access log's included.
-logging._srcfile = None
-logging.logThreads = False
-logging.logMultiprocessing = False
-
 accesslog = "-"
 # The path only, never the query string: a client may put anything there.
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
@@ -53,3 +46,14 @@ logconfig_dict = {
         "gunicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
     },
 }
+
+
+def on_starting(server):
+    """gunicorn's hook in the master, before the workers fork (they inherit
+    this): no served record needs its caller, thread or process name, as the
+    formats above use none of them (the logging HOWTO's "Optimization"), and
+    finding the caller walks the stack on every line, the access log's too.
+    A hook, so that importing this module (the CLI does) changes nothing."""
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logMultiprocessing = False
