@@ -61,11 +61,33 @@ def test_every_listing_reads_an_index_after_a_bulk_load(fresh, status, user_id, 
     assert "TEMP B-TREE" not in plan, plan
 
 
+def _statements(repo) -> list[str]:
+    """The statements the repository's connection runs from now on."""
+    seen: list[str] = []
+    repo.db.connection().set_trace_callback(seen.append)
+    return seen
+
+
+def test_a_load_into_an_empty_table_rebuilds_its_indexes_after_the_rows(fresh):
+    path, repo = fresh
+    seen = _statements(repo)
+    repo.seed_demo(100, 2)
+    for table, indexes in (("credits", ["credits_by_user"]),
+                           ("payouts", ["payouts_newest", "payouts_by_status", "payouts_by_user"])):
+        drops = [i for i, sql in enumerate(seen) if sql in {f'DROP INDEX "{name}"' for name in indexes}]
+        insert = next(i for i, sql in enumerate(seen) if sql.startswith(f"INSERT INTO {table} "))
+        creates = [i for i, sql in enumerate(seen) if sql.startswith("CREATE INDEX") and f" ON {table} " in sql]
+        assert len(drops) == len(creates) == len(indexes)
+        assert max(drops) < insert < min(creates)
+
+
 def test_a_load_into_tables_that_hold_rows_keeps_their_indexes(fresh):
     path, repo = fresh
     first = repo.seed_demo(200, 4)
     schema = _indexes(path)
+    seen = _statements(repo)
     second = repo.seed_demo(300, 4)
+    assert not [sql for sql in seen if sql.startswith(("DROP", "CREATE"))]
     assert _indexes(path) == schema
     assert _integrity(path) == [("ok",)]
     listed, _ = repo.list_payouts(limit=200)
@@ -78,7 +100,19 @@ def test_a_load_that_fails_leaves_the_indexes_as_they_were(fresh):
     good = ("p-1", "u", "1.00", "USDT", "w", "requested", None, None, "2026-01-01T00:00:00.000000Z",
             "2026-01-01T00:00:00.000000Z")
     bad = ("p-2", "u", "-1", *good[3:])  # a negative amount: refused by the table's CHECK
+    seen = _statements(repo)
     with pytest.raises(sqlite3.IntegrityError), repo.db.transaction() as conn:
         repo.db.bulk_insert(conn, "payouts", PAYOUT_COLUMNS, [good, bad])
+    assert [sql for sql in seen if sql.startswith("DROP INDEX")]  # dropped, then rolled back
     assert _indexes(path) == schema
     assert repo.list_payouts() == ([], None)
+
+
+def test_an_index_whose_name_needs_quoting_is_rebuilt_too(fresh):
+    path, repo = fresh
+    conn = repo.db.connection()
+    conn.execute('CREATE INDEX "odd ""name""" ON payouts (destination)')
+    schema = _indexes(path)
+    repo.seed_demo(50, 2)
+    assert _indexes(path) == schema
+    assert _integrity(path) == [("ok",)]

@@ -239,6 +239,7 @@ def test_create_payout_with_a_bad_field_is_refused(run, repo, args):
     ["cancel-payout", UNKNOWN_ID, "extra"],
     ["seed-demo", "--payouts", "-1"],
     ["seed-demo", "--payouts", "abc"],
+    ["seed-demo", "--payouts", str((1 << 26) + 1)],  # more than the ids' counter can number
     ["seed-demo", "--users", "0"],
     ["init-db", "--bogus"],
 ], ids=lambda argv: " ".join(argv) or "no-command")

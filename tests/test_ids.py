@@ -44,21 +44,22 @@ def test_bulk_ids_are_canonical_version_7_uuids_of_now_in_strictly_increasing_or
 
 
 def test_bulk_ids_are_the_counter_in_the_top_random_bits_over_a_salt():
-    # The bit layout written out once more, the slow way: 48 bits of
-    # milliseconds, version 7, then the counter above 48 bits of salt.
+    # Each is _uuid7(now, counter << 48 | salt), the one-id function's text.
     ids = domain.new_payout_ids((1 << 15) + 7)
     first = uuid.UUID(ids[0]).int
     unix_ms, salt = first >> 80, first & ((1 << 48) - 1)
     for i in (0, 1, (1 << 14) - 1, 1 << 14, (1 << 14) + 1, 1 << 15, (1 << 15) + 6):
-        bits = (i << 48) | salt
-        expected = (unix_ms << 80 | 0x7 << 76 | ((bits >> 62) & 0xFFF) << 64 | 0b10 << 62
-                    | bits & ((1 << 62) - 1))
-        assert ids[i] == str(uuid.UUID(int=expected))
+        assert ids[i] == domain._uuid7(unix_ms, (i << 48) | salt)
+
+
+def test_more_bulk_ids_than_the_counter_can_number_are_refused():
+    with pytest.raises(ValueError):
+        domain.new_payout_ids(domain.MAX_BULK_IDS + 1)
 
 
 def _stamp_the_slow_way(i: int, count: int, now: datetime.datetime) -> str:
-    naive = now.replace(tzinfo=None) - datetime.timedelta(microseconds=count - 1 - i)
-    return naive.isoformat(timespec="microseconds") + "Z"
+    utc = now.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return (utc - datetime.timedelta(microseconds=count - 1 - i)).isoformat(timespec="microseconds") + "Z"
 
 
 def _stamps_the_slow_way(count: int, now: datetime.datetime) -> list[str]:
@@ -69,6 +70,7 @@ NOWS = [
     datetime.datetime(2026, 11, 24, 5, 31, 11, 123456, tzinfo=datetime.timezone.utc),
     datetime.datetime(2026, 11, 24, 5, 31, 12, 40, tzinfo=datetime.timezone.utc),  # across a second
     datetime.datetime(2027, 1, 1, 0, 0, 0, 0, tzinfo=datetime.timezone.utc),  # across a year, at .000000
+    datetime.datetime(2027, 1, 1, 2, 0, 0, 5, tzinfo=datetime.timezone(datetime.timedelta(hours=2))),  # in UTC
 ]
 
 
@@ -96,3 +98,8 @@ def test_stamps_default_to_now():
     after = domain.utcnow()
     assert len(stamps) == 3 and stamps[0] < stamps[1] < stamps[2]
     assert before <= stamps[-1] <= after
+
+
+def test_stamps_refuse_a_time_without_its_zone():
+    with pytest.raises(ValueError):
+        domain.utc_stamps(3, now=datetime.datetime(2026, 11, 24, 5, 31, 11))

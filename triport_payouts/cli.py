@@ -166,6 +166,13 @@ def _count(text: str) -> int:
     return value
 
 
+def _payout_count(text: str) -> int:
+    value = _count(text)
+    if value > domain.MAX_BULK_IDS:
+        raise argparse.ArgumentTypeError(f"must be at most {domain.MAX_BULK_IDS}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Operate a referral program's payouts.")
     commands = parser.add_subparsers(metavar="COMMAND", required=True)
@@ -195,7 +202,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sub = command("seed-demo", cmd_seed_demo,
                   "create demo users with earnings and N requested payouts; prints each payout id")
-    sub.add_argument("--payouts", type=_count, default=20, metavar="N")
+    sub.add_argument("--payouts", type=_payout_count, default=20, metavar="N")
     sub.add_argument("--users", type=_positive, default=5, metavar="M")
 
     command("audit", cmd_audit,

@@ -106,10 +106,16 @@ def new_payout_id() -> str:
     return _uuid7(time.time_ns() // 1_000_000, int.from_bytes(os.urandom(10), "big"))
 
 
+# Bulk ids count up in 26 of the random bits: past this they would repeat.
+MAX_BULK_IDS = 1 << 26
+
+
 def new_payout_ids(count: int) -> list[str]:
     """`count` ids in increasing order: a counter fills the top of the random
     bits, above 48 bits of salt; each is _uuid7(now, counter << 48 | salt),
     written from its parts (seed-demo makes them by the hundred thousand)."""
+    if count > MAX_BULK_IDS:
+        raise ValueError(f"at most {MAX_BULK_IDS} ids at once: the counter has 26 bits")
     now_ms = time.time_ns() // 1_000_000
     salt = int.from_bytes(os.urandom(6), "big")
     # The counter's top 12 bits follow the version digit; its low 14 the variant bits.
@@ -190,7 +196,10 @@ def utcnow() -> str:
 def utc_stamps(count: int, now: datetime.datetime | None = None) -> list[str]:
     """`count` distinct increasing times in utcnow's form, one microsecond
     apart, the last one `now` (an aware time; by default the current one)."""
-    now = now or datetime.datetime.now(datetime.timezone.utc)
+    if now is None:
+        now = datetime.datetime.now(datetime.timezone.utc)
+    elif now.utcoffset() is None:
+        raise ValueError("now must be an aware time")
     last = (now - _EPOCH) // _MICROSECOND
     first = last - count + 1
     stamps: list[str] = []

@@ -217,11 +217,12 @@ class SQLiteDatabase(PerThreadConnections):
         indexes = []
         if conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is None:
             indexes = conn.execute(
-                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
+                "SELECT name, sql FROM sqlite_master"
+                " WHERE type = 'index' AND tbl_name = ? COLLATE NOCASE AND sql IS NOT NULL",
                 (table,),
             ).fetchall()
         for name, _sql in indexes:
-            conn.execute(f'DROP INDEX "{name}"')
+            conn.execute("DROP INDEX " + _quoted(name))
         marks = ", ".join("?" * len(columns))
         conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
         for _name, sql in indexes:
@@ -238,3 +239,8 @@ class SQLiteDatabase(PerThreadConnections):
             f"SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ({marks})", SCHEMA_TABLES
         ).fetchone()
         return row[0] == len(SCHEMA_TABLES)
+
+
+def _quoted(name: str) -> str:
+    """An SQL identifier, quoted."""
+    return '"' + name.replace('"', '""') + '"'
