@@ -1,16 +1,18 @@
 """A reference for the 200 path: mark-failed written by hand in one function,
 the way a careful single-purpose endpoint would be, and served like the app.
 It answers the same requests on the same schema with the same statements
-(bench/inprocess.py's: the status read, the compare-and-set, the event) in
-one BEGIN IMMEDIATE, on a connection per worker opened after the fork, and
-nothing else: no validation beyond the token and the JSON body, no
-idempotency keys, no log line, no writers' lock (SQLite's busy handler), no
-group commit.
+(bench/inprocess.py's: the status read, then the compare-and-set and the
+event in one BEGIN IMMEDIATE), on a connection per worker opened after the
+fork, with writers queued on an flock of the lock file the app uses, as the
+app queues them (SQLite's own busy handler sleeps in steps and is not woken
+when the lock frees). Nothing else: no validation beyond the token and the
+JSON body, no idempotency keys, no log line, no group commit.
 
 Two callables differ only in how COMMIT meets the disk:
 
-- ``durable``: synchronous=FULL, every COMMIT synced before it returns, the
-  promise the app keeps (an answered write survives a power cut);
+- ``durable``: synchronous=FULL, every COMMIT synced before it returns, so
+  an answered write survives a power cut, as the app's do (the app syncs
+  after the lock instead, so that one sync may cover several commits);
 - ``normal``: synchronous=NORMAL, the common WAL setting: a COMMIT only
   writes the log, so the last answered writes can be lost in a power cut or
   a kernel crash (not in a process crash).
@@ -23,6 +25,7 @@ write costs here with and without that promise.
 
 from __future__ import annotations
 
+import fcntl
 import hmac
 import json
 import os
@@ -53,16 +56,18 @@ class ReferenceEndpoint:
         self.synchronous = synchronous
         self.token = (os.environ.get("TRIPORT_ADMIN_TOKEN") or "").encode()
         self.database = os.environ.get("TRIPORT_DATABASE", "")
-        self._conn, self._pid = None, None
+        self._conn, self._lock, self._pid = None, None, None
 
-    def connection(self) -> sqlite3.Connection:
+    def connection(self) -> tuple[sqlite3.Connection, int]:
+        """This process's connection and its descriptor of the writers' lock file."""
         if self._pid != os.getpid():
             conn = sqlite3.connect(self.database, timeout=10, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
-            self._conn, self._pid = conn, os.getpid()
-        return self._conn
+            lock = os.open(os.path.realpath(self.database) + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._conn, self._lock, self._pid = conn, lock, os.getpid()
+        return self._conn, self._lock
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
@@ -84,23 +89,28 @@ class ReferenceEndpoint:
         reason = body.get("reason") if isinstance(body, dict) else None
         if not isinstance(body, dict) or not (reason is None or isinstance(reason, str)):
             return _error(start_response, "400 Bad Request", "invalid_json")
-        conn = self.connection()
-        conn.execute("BEGIN IMMEDIATE")
+        conn, lock = self.connection()
+        row = conn.execute(STATUS, (payout_id,)).fetchone()
+        if row is None:
+            return _error(start_response, "404 Not Found", "payout_not_found")
+        if row[0] not in ("requested", "processing"):
+            return _error(start_response, "409 Conflict", "payout_not_actionable")
+        fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            row = conn.execute(STATUS, (payout_id,)).fetchone()
-            if row is None or row[0] not in ("requested", "processing"):
-                conn.execute("ROLLBACK")
-                if row is None:
-                    return _error(start_response, "404 Not Found", "payout_not_found")
-                return _error(start_response, "409 Conflict", "payout_not_actionable")
-            now = utcnow()
-            conn.execute(CAS, ("failed", reason, None, now, payout_id, row[0]))
-            conn.execute(EVENT, (payout_id, row[0], "failed", reason, None, None, now))
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                now = utcnow()
+                if conn.execute(CAS, ("failed", reason, None, now, payout_id, row[0])).rowcount != 1:
+                    conn.execute("ROLLBACK")  # another request moved it first
+                    return _error(start_response, "409 Conflict", "payout_not_actionable")
+                conn.execute(EVENT, (payout_id, row[0], "failed", reason, None, None, now))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
         return _answer(start_response, "200 OK", {"ok": True})
 
 
