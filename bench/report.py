@@ -162,11 +162,12 @@ def write(results: dict, out: Path, quick: bool = False) -> None:
         + " (this machine is shared with other work: the per-round ratios show the noise).",
         "",
         "The two reference rows (grey in the chart) are not the app: they are the same writes by a bare"
-        " endpoint written by hand (`bench/reference.py`: the status read, the compare-and-set and the"
-        " event in one `BEGIN IMMEDIATE`, nothing else), once with every `COMMIT` synced"
-        " (`synchronous=FULL`, the app's promise) and once with the common WAL setting that may lose"
-        " the last answered writes in a power cut (`NORMAL`). They show what a write costs on this"
-        " machine with and without that promise.",
+        " endpoint written by hand (`bench/reference.py`: the status read, then the compare-and-set and"
+        " the event in one `BEGIN IMMEDIATE`, writers queued on the app's lock file, nothing else), once"
+        " with every `COMMIT` synced (`synchronous=FULL`: an answered write survives a power cut, as the"
+        " app's do) and once with the common WAL setting that may lose the last answered writes in a"
+        " power cut (`NORMAL`). They show what such a write costs on this machine with and without that"
+        " promise, without the app's own work.",
         "",
         "| scenario | req/s | / ceiling | p50 ms | p99 ms | p99 / ceiling's | target | per-round ratios |",
         "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |",
@@ -291,7 +292,7 @@ def write(results: dict, out: Path, quick: bool = False) -> None:
         "",
         "```sh",
         "sudo apt-get install wrk            # once (Debian's package)",
-        "make bench                          # the full run, about 11 minutes: this page and its chart",
+        "make bench                          # the full run, about 13 minutes: this page and its chart",
         ".venv/bin/python bench/run.py --quick   # a smoke run of about a minute (var/bench/quick/)",
         ".venv/bin/python bench/run.py --only failed_200,failed_409 --rounds 3   # some scenarios alone (var/bench/only/)",
         ".venv/bin/python bench/inprocess.py --profile failed   # cProfile of one route in process",
@@ -308,7 +309,8 @@ def write(results: dict, out: Path, quick: bool = False) -> None:
         ),
         "",
         (
-            "gunicorn (the app on each database, and the ceiling), as run (stdout, the access log,"
+            "gunicorn (the ceiling, the app on each database, and the reference endpoint), as run"
+            " (stdout, the access log,"
             " to /dev/null):"
         ),
         "",
