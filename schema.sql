@@ -1,1 +1,1 @@
-triport_payouts/sql/sqlite.sql
+triport_payouts/db/sql/sqlite.sql

@@ -26,7 +26,7 @@ import tempfile
 import time
 
 from triport_payouts import create_app
-from triport_payouts.sqlite import SQLiteDatabase
+from triport_payouts.db.sqlite import SQLiteDatabase
 
 # The statements the app runs, written out as the work itself: if the
 # repository changes its SQL, this stays the yardstick the issue names.

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from triport_payouts import demo
 from triport_payouts import cli
 
 
@@ -122,7 +123,7 @@ def test_a_credit_that_is_not_positive(walked, repo, database_url, capsys, backe
 
 
 def test_the_audit_reads_through_many_rows(repo, database_url, capsys):
-    repo.seed_demo(20_000, 50)
+    demo.seed_demo(repo, 20_000, 50)
     code, lines = _audit(database_url, capsys)
     assert (code, lines) == (0, ["audit ok: 20000 payouts, 0 events, 50 credits"])
 

@@ -17,6 +17,7 @@ import sys
 from decimal import Decimal
 
 import pytest
+from helpers import user_view
 from conftest import move_to
 
 from triport_payouts import cli, domain
@@ -75,7 +76,7 @@ def created_id(result):
 
 
 def available(repo, user="alice", currency="USDT"):
-    [balance] = [b for b in repo.user_view(user)["balances"] if b["currency"] == currency]
+    [balance] = [b for b in user_view(repo, user)["balances"] if b["currency"] == currency]
     return Decimal(balance["available"])
 
 
@@ -97,11 +98,11 @@ def test_init_db_twice_keeps_every_row(run, repo):
     credit(run)
     payout_id = created_id(create(run))
     repo.transition(payout_id, "failed", reason="r")
-    before = (repo.get_payout(payout_id), repo.events(payout_id), repo.user_view("alice"))
+    before = (repo.get_payout(payout_id), repo.events(payout_id), user_view(repo, "alice"))
     for _ in range(2):
         code, out, _ = run("init-db")
         assert (code, out) == (0, "")
-    assert (repo.get_payout(payout_id), repo.events(payout_id), repo.user_view("alice")) == before
+    assert (repo.get_payout(payout_id), repo.events(payout_id), user_view(repo, "alice")) == before
 
 
 def test_init_db_twice_leaves_the_sqlite_file_identical(tmp_path):
@@ -142,7 +143,7 @@ def test_credit_amount_counts_exactly_toward_available(run, repo):
     credit(run, amount="0.1")
     credit(run, amount="0.2")
     assert available(repo) == Decimal("0.3")
-    assert repo.user_view("alice")["balances"][0]["earned"] in {"0.3", "0.30"}
+    assert user_view(repo, "alice")["balances"][0]["earned"] in {"0.3", "0.30"}
 
 
 # -- create-payout ----------------------------------------------------------------
@@ -169,7 +170,7 @@ def test_create_payout_that_would_overdraw_is_refused(run, repo):
     credit(run, amount="10.00")
     assert_refused(*create(run, amount="10.01"))
     assert available(repo) == Decimal("10.00")
-    assert repo.user_view("alice")["counts"]["requested"] == 0
+    assert user_view(repo, "alice")["counts"]["requested"] == 0
 
 
 def test_create_payout_for_a_user_without_credits_is_refused(run):
@@ -202,14 +203,14 @@ BAD_AMOUNTS = ["1e3", "-1", "0", "0.00", "1.", ".5", "abc", "12.5000000000000000
 def test_credit_with_a_bad_amount_is_refused(run, repo, amount):
     assert_refused(*run("credit", "--user-id", "alice", "--amount", amount, "--currency", "USDT"))
     with pytest.raises(domain.UserNotFound):
-        repo.user_view("alice")
+        user_view(repo, "alice")
 
 
 @pytest.mark.parametrize("amount", BAD_AMOUNTS)
 def test_create_payout_with_a_bad_amount_is_refused(run, repo, amount):
     credit(run, amount="100000")
     assert_refused(*create(run, amount=amount))
-    assert repo.user_view("alice")["counts"]["requested"] == 0
+    assert user_view(repo, "alice")["counts"]["requested"] == 0
 
 
 @pytest.mark.parametrize("args", [
@@ -223,7 +224,7 @@ def test_create_payout_with_a_bad_amount_is_refused(run, repo, amount):
 def test_create_payout_with_a_bad_field_is_refused(run, repo, args):
     credit(run)
     assert_refused(*run("create-payout", "--amount", "1", *args))
-    assert repo.user_view("alice")["counts"]["requested"] == 0
+    assert user_view(repo, "alice")["counts"]["requested"] == 0
 
 
 # -- usage errors -----------------------------------------------------------------

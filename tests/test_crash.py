@@ -23,6 +23,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from helpers import list_payouts
 from conftest import PAYOUTS, TOKEN
 from live import Gunicorn
 
@@ -267,7 +268,7 @@ def check_balances(server, payouts):
 def all_payouts(repo) -> dict[str, dict]:
     payouts, after = {}, None
     while True:
-        page, after = repo.list_payouts(limit=200, after=after)
+        page, after = list_payouts(repo, limit=200, after=after)
         payouts.update((p["id"], p) for p in page)
         if after is None:
             return payouts

@@ -8,6 +8,7 @@ import json
 from decimal import Decimal
 from urllib.parse import quote
 
+from helpers import user_view
 from conftest import AUTH, PAYOUTS
 
 # Text an operator or a client can store: quotes, backslashes, control
@@ -56,7 +57,7 @@ def test_the_user_view_is_byte_for_byte_what_json_dumps_writes(client, repo):
     awkward_payouts(repo)
     user = AWKWARD[2]
     body = client.get(f"/v1/admin/referrals/users/{quote(user)}", headers=AUTH).body
-    assert body == dumps(repo.user_view(user))
+    assert body == dumps(user_view(repo, user))
     assert json.loads(body)["payouts"][0]["destination"] == user
 
 

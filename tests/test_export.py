@@ -13,6 +13,7 @@ import sys
 import pytest
 from conftest import AUTH, PAYOUTS
 
+from triport_payouts import demo
 from triport_payouts import cli
 from triport_payouts.repository import PAYOUT_COLUMNS
 
@@ -38,7 +39,7 @@ def _api_list(client, query=""):
 @pytest.fixture
 def books(repo, make_payout):
     """Settled and open payouts, with text that CSV must quote."""
-    repo.seed_demo(250, 4)
+    demo.seed_demo(repo, 250, 4)
     sent, failed, cancelled = make_payout(amount="0.00000001"), make_payout(), make_payout()
     repo.transition(sent, "sent", tx_hash="0xabc", actor="maria")
     repo.transition(failed, "failed", reason='wallet said "no", twice,\r\nthen ü', actor="jo, ops")

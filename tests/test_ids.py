@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 
+from triport_payouts import demo
 from triport_payouts import domain
 
 STAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
@@ -35,7 +36,7 @@ def test_a_payout_id_is_a_canonical_version_7_uuid_of_now():
 @pytest.mark.parametrize("count", [0, 1, 2, 3, (1 << 14) + 3])  # past the carry into the version's 12 bits
 def test_bulk_ids_are_canonical_version_7_uuids_of_now_in_strictly_increasing_order(count):
     before = time.time_ns() // 1_000_000
-    ids = domain.new_payout_ids(count)
+    ids = demo.new_payout_ids(count)
     after = time.time_ns() // 1_000_000
     assert len(ids) == count
     assert all(_is_uuid7(payout_id) for payout_id in ids)
@@ -45,7 +46,7 @@ def test_bulk_ids_are_canonical_version_7_uuids_of_now_in_strictly_increasing_or
 
 def test_bulk_ids_are_the_counter_in_the_top_random_bits_over_a_salt():
     # Each is _uuid7(now, counter << 48 | salt), the one-id function's text.
-    ids = domain.new_payout_ids((1 << 15) + 7)
+    ids = demo.new_payout_ids((1 << 15) + 7)
     first = uuid.UUID(ids[0]).int
     unix_ms, salt = first >> 80, first & ((1 << 48) - 1)
     for i in (0, 1, (1 << 14) - 1, 1 << 14, (1 << 14) + 1, 1 << 15, (1 << 15) + 6):
@@ -54,7 +55,7 @@ def test_bulk_ids_are_the_counter_in_the_top_random_bits_over_a_salt():
 
 def test_more_bulk_ids_than_the_counter_can_number_are_refused():
     with pytest.raises(ValueError):
-        domain.new_payout_ids(domain.MAX_BULK_IDS + 1)
+        demo.new_payout_ids(demo.MAX_BULK_IDS + 1)
 
 
 def _stamp_the_slow_way(i: int, count: int, now: datetime.datetime) -> str:
@@ -77,7 +78,7 @@ NOWS = [
 @pytest.mark.parametrize("now", NOWS)
 @pytest.mark.parametrize("count", [0, 1, 2, 100])
 def test_stamps_are_one_microsecond_apart_and_end_now(now, count):
-    stamps = domain.utc_stamps(count, now=now)
+    stamps = demo.utc_stamps(count, now=now)
     assert stamps == _stamps_the_slow_way(count, now)
     assert all(STAMP.fullmatch(stamp) for stamp in stamps)
 
@@ -85,7 +86,7 @@ def test_stamps_are_one_microsecond_apart_and_end_now(now, count):
 @pytest.mark.parametrize("now", NOWS)
 def test_stamps_over_more_than_a_second_miss_no_microsecond(now):
     count = 1_234_567
-    stamps = domain.utc_stamps(count, now=now)
+    stamps = demo.utc_stamps(count, now=now)
     assert len(stamps) == count
     assert all(a < b for a, b in zip(stamps, stamps[1:]))
     for i in [*range(0, count, 9_973), *range(count - 5, count)]:
@@ -94,7 +95,7 @@ def test_stamps_over_more_than_a_second_miss_no_microsecond(now):
 
 def test_stamps_default_to_now():
     before = domain.utcnow()
-    stamps = domain.utc_stamps(3)
+    stamps = demo.utc_stamps(3)
     after = domain.utcnow()
     assert len(stamps) == 3 and stamps[0] < stamps[1] < stamps[2]
     assert before <= stamps[-1] <= after
@@ -102,4 +103,4 @@ def test_stamps_default_to_now():
 
 def test_stamps_refuse_a_time_without_its_zone():
     with pytest.raises(ValueError):
-        domain.utc_stamps(3, now=datetime.datetime(2026, 11, 24, 5, 31, 11))
+        demo.utc_stamps(3, now=datetime.datetime(2026, 11, 24, 5, 31, 11))

@@ -9,6 +9,7 @@ import pytest
 import webtest
 
 from conftest import AUTH, PAYOUTS, move_to
+from triport_payouts import demo
 from triport_payouts import create_app
 from triport_payouts.repository import SQL
 
@@ -116,7 +117,7 @@ def test_query_checked_after_token(bare_client):
     (1, 2, 1), (200, 201, 200),
 ])
 def test_limit_bounds_accepted(client, repo, limit, count, first_page):
-    ids = repo.seed_demo(count, 3)
+    ids = demo.seed_demo(repo, count, 3)
     newest = list(reversed(ids))
     body = listing(client, limit=limit).json
     assert [p["id"] for p in body["payouts"]] == newest[:first_page]
@@ -127,7 +128,7 @@ def test_limit_bounds_accepted(client, repo, limit, count, first_page):
 
 
 def test_default_limit_is_50(client, repo):
-    ids = repo.seed_demo(51, 3)
+    ids = demo.seed_demo(repo, 51, 3)
     newest = list(reversed(ids))
     body = listing(client).json
     assert [p["id"] for p in body["payouts"]] == newest[:50]
@@ -136,7 +137,7 @@ def test_default_limit_is_50(client, repo):
 
 
 def test_next_cursor_null_when_last_page_is_exactly_full(client, repo):
-    ids = repo.seed_demo(4, 2)
+    ids = demo.seed_demo(repo, 4, 2)
     first = listing(client, limit=2).json
     assert first["next_cursor"] is not None
     second = listing(client, limit=2, cursor=first["next_cursor"]).json
@@ -144,7 +145,7 @@ def test_next_cursor_null_when_last_page_is_exactly_full(client, repo):
 
 
 def test_next_cursor_null_when_everything_fits(client, repo):
-    ids = repo.seed_demo(3, 1)
+    ids = demo.seed_demo(repo, 3, 1)
     body = listing(client, limit=3).json
     assert body == {"payouts": [repo.get_payout(i) for i in reversed(ids)], "next_cursor": None}
 
@@ -154,7 +155,7 @@ def test_next_cursor_null_when_everything_fits(client, repo):
 @pytest.fixture
 def cursor(client, repo):
     """A real next_cursor of the unfiltered listing with limit=2 over 6 payouts."""
-    repo.seed_demo(6, 2)
+    demo.seed_demo(repo, 6, 2)
     return listing(client, limit=2).json["next_cursor"]
 
 
@@ -198,7 +199,7 @@ def test_repeated_cursor_is_invalid(client, cursor):
     ({"status": "requested", "user_id": "demo-user-0001"}, {"user_id": "demo-user-0001"}),
 ])
 def test_cursor_reused_with_other_filters_is_invalid(client, repo, made_with, used_with):
-    repo.seed_demo(12, 2)
+    demo.seed_demo(repo, 12, 2)
     cursor = listing(client, limit=2, **made_with).json["next_cursor"]
     assert cursor is not None
     res = listing(client, expect=400, limit=2, cursor=cursor, **used_with)
@@ -206,7 +207,7 @@ def test_cursor_reused_with_other_filters_is_invalid(client, repo, made_with, us
 
 
 def test_cursor_with_other_limit_is_fine(client, repo):
-    ids = repo.seed_demo(6, 2)
+    ids = demo.seed_demo(repo, 6, 2)
     cursor = listing(client, limit=2).json["next_cursor"]
     body = listing(client, limit=4, cursor=cursor).json
     assert [p["id"] for p in body["payouts"]] == list(reversed(ids))[2:]
@@ -214,7 +215,7 @@ def test_cursor_with_other_limit_is_fine(client, repo):
 
 
 def test_cursor_of_another_token_is_invalid(client, repo, database_url):
-    repo.seed_demo(6, 2)
+    demo.seed_demo(repo, 6, 2)
     other = create_app(database=database_url, admin_token="another-token")
     try:
         foreign = webtest.TestApp(other, lint=True).get(
@@ -248,7 +249,7 @@ def test_ties_in_created_at_are_broken_by_id_descending(client, repo):
 # -- paging ---------------------------------------------------------------------
 
 def test_paging_10000_visits_every_payout_once_in_order(client, repo):
-    ids = repo.seed_demo(10_000, 10)
+    ids = demo.seed_demo(repo, 10_000, 10)
     assert len(set(ids)) == 10_000
     seen, keys, cursor = [], [], None
     while True:
@@ -267,7 +268,7 @@ def test_paging_10000_visits_every_payout_once_in_order(client, repo):
 
 
 def test_paging_while_payouts_are_added_has_no_duplicates_and_no_gaps(client, repo):
-    before = repo.seed_demo(500, 5)
+    before = demo.seed_demo(repo, 500, 5)
     seen, keys, cursor, added = [], [], None, []
     while True:
         params = {"limit": 50, **({"cursor": cursor} if cursor else {})}
@@ -290,7 +291,7 @@ def test_paging_while_payouts_are_added_has_no_duplicates_and_no_gaps(client, re
 
 
 def test_paging_by_user(client, repo):
-    ids = repo.seed_demo(60, 4)
+    ids = demo.seed_demo(repo, 60, 4)
     mine = [i for n, i in enumerate(ids) if n % 4 == 2]  # demo-user-0003
     pages = page_through(client, 4, user_id="demo-user-0003")
     assert [len(p) for p in pages] == [4, 4, 4, 3]
@@ -298,7 +299,7 @@ def test_paging_by_user(client, repo):
 
 
 def test_paging_by_status(client, repo):
-    ids = repo.seed_demo(40, 4)
+    ids = demo.seed_demo(repo, 40, 4)
     moved = ids[::3]
     for payout_id in moved:
         repo.transition(payout_id, "processing")
@@ -310,7 +311,7 @@ def test_paging_by_status(client, repo):
 
 
 def test_paging_by_status_and_user(client, repo):
-    ids = repo.seed_demo(48, 2)
+    ids = demo.seed_demo(repo, 48, 2)
     for payout_id in ids[::4]:  # all belong to demo-user-0001
         repo.transition(payout_id, "processing")
     expected = [i for n, i in enumerate(ids) if n % 2 == 0 and n % 4 != 0]

@@ -15,6 +15,7 @@ from decimal import Decimal
 
 import pytest
 
+from helpers import user_view
 from conftest import PAYOUTS, TOKEN
 from live import served_sqlite
 from triport_payouts.db import open_database
@@ -155,7 +156,7 @@ def test_racing_create_payout_processes_never_overdraw(repo, database_url):
     for err in refused:
         assert len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert {json.loads(out)["status"] for out in succeeded} == {"requested"}
-    view = repo.user_view("racer")
+    view = user_view(repo, "racer")
     assert view["counts"]["requested"] == 3
     [balance] = view["balances"]
     assert Decimal(balance["reserved"]) == Decimal("90.00")

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
+from helpers import user_view
 from conftest import AUTH, PAYOUTS, TOKEN
 from live import Gunicorn
 
@@ -84,7 +85,7 @@ def test_concurrent_payout_creation_never_overdraws(repo, database_url):
         for other in repos:
             other.db.close()
     assert outcomes == {"created": 3, "refused": 17}
-    view = repo.user_view("bob")
+    view = user_view(repo, "bob")
     assert view["balances"] == [
         {"currency": "USDT", "earned": "100.00", "reserved": "90.00", "sent": "0", "available": "10.00"}
     ]
@@ -102,4 +103,4 @@ def test_concurrent_create_payout_processes_never_overdraw(repo, database_url):
         p.stdout.close()
         p.stderr.close()
     assert codes == {0: 3, 1: 5}
-    assert repo.user_view("carol")["balances"][0]["available"] == "10.00"
+    assert user_view(repo, "carol")["balances"][0]["available"] == "10.00"

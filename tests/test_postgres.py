@@ -13,13 +13,15 @@ from decimal import Decimal
 
 import pytest
 import webtest
+from helpers import user_view
 from conftest import AUTH, PAYOUTS, TOKEN
 from live import Gunicorn
 
+from triport_payouts import demo
 from triport_payouts import create_app
 from triport_payouts.db import open_database
 from triport_payouts.repository import Repository
-from triport_payouts.transfer import copy_database
+from triport_payouts.copydata import copy_database
 
 
 def _sqlite_shape(path) -> dict:
@@ -78,7 +80,7 @@ def test_init_db_twice_changes_nothing_on_postgres(postgres_url):
         repo = Repository(db)
         repo.credit("dora", Decimal("5.00"), "USDT")
         db.init_schema()
-        assert repo.user_view("dora")["balances"][0]["earned"] == "5.00"
+        assert user_view(repo, "dora")["balances"][0]["earned"] == "5.00"
     finally:
         db.close()
 
@@ -93,7 +95,7 @@ def _walk(repo) -> None:
     repo.transition(failed, "failed", reason="wallet rejected ü", actor="maria")
     repo.cancel_payout(repo.create_payout("erin", Decimal("0.00000001"), "BTC", "bc1erin")["id"], actor="cli")
     repo.create_payout("erin", Decimal("1.75"), "USDT", "0xerin")
-    repo.seed_demo(30, 3)
+    demo.seed_demo(repo, 30, 3)
 
 
 def _api_view(database: str) -> list:
@@ -140,7 +142,7 @@ def test_copy_data_refuses_a_target_with_data(tmp_path, postgres_url):
         "triport-payouts: the target database already holds data: copy only into an empty one"
     )
     db = open_database(postgres_url)
-    assert Repository(db).user_view("fay")["balances"][0]["earned"] == "1.00"
+    assert user_view(Repository(db), "fay")["balances"][0]["earned"] == "1.00"
     db.close()
 
 

@@ -20,6 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from helpers import list_payouts, user_view
 from conftest import PAYOUTS, TOKEN
 from live import Gunicorn
 from test_crash import children_of
@@ -237,7 +238,7 @@ def report(database_url, soak, samples, workers, duration):
 def check_consistency(repo):
     after = None
     while True:
-        page, after = repo.list_payouts(limit=200, after=after)
+        page, after = list_payouts(repo, limit=200, after=after)
         for payout in page:
             status = "requested"
             for event in repo.events(payout["id"]):
@@ -247,5 +248,5 @@ def check_consistency(repo):
         if after is None:
             break
     for user in USERS:
-        for balance in repo.user_view(user)["balances"]:
+        for balance in user_view(repo, user)["balances"]:
             assert Decimal(balance["available"]) >= 0

@@ -15,11 +15,11 @@ import json
 import os
 import sys
 
-from . import audit, domain, export, gunicorn_conf, idempotency
+from . import audit, demo, domain, export, gunicorn_conf, idempotency
 from .config import Config
 from .db import DatabaseUnavailable, open_database
 from .repository import Repository
-from .transfer import copy_database
+from .copydata import copy_database
 
 PROG = "triport-payouts"
 
@@ -89,7 +89,7 @@ def cmd_cancel_payout(args, repo, config):
 
 
 def cmd_seed_demo(args, repo, config):
-    ids = repo.seed_demo(args.payouts, args.users)
+    ids = demo.seed_demo(repo, args.payouts, args.users)
     if ids:
         sys.stdout.write("\n".join(ids) + "\n")
 
@@ -168,8 +168,8 @@ def _count(text: str) -> int:
 
 def _payout_count(text: str) -> int:
     value = _count(text)
-    if value > domain.MAX_BULK_IDS:
-        raise argparse.ArgumentTypeError(f"must be at most {domain.MAX_BULK_IDS}")
+    if value > demo.MAX_BULK_IDS:
+        raise argparse.ArgumentTypeError(f"must be at most {demo.MAX_BULK_IDS}")
     return value
 
 

@@ -106,24 +106,6 @@ def new_payout_id() -> str:
     return _uuid7(time.time_ns() // 1_000_000, int.from_bytes(os.urandom(10), "big"))
 
 
-# Bulk ids count up in 26 of the random bits: past this they would repeat.
-MAX_BULK_IDS = 1 << 26
-
-
-def new_payout_ids(count: int) -> list[str]:
-    """`count` ids in increasing order: a counter fills the top of the random
-    bits, above 48 bits of salt; each is _uuid7(now, counter << 48 | salt),
-    written from its parts (seed-demo makes them by the hundred thousand)."""
-    if count > MAX_BULK_IDS:
-        raise ValueError(f"at most {MAX_BULK_IDS} ids at once: the counter has 26 bits")
-    now_ms = time.time_ns() // 1_000_000
-    salt = int.from_bytes(os.urandom(6), "big")
-    # The counter's top 12 bits follow the version digit; its low 14 the variant bits.
-    millis = f"{now_ms & ((1 << 48) - 1):012x}"
-    head, tail = f"{millis[:8]}-{millis[8:]}-7", f"-{salt:012x}"
-    return [f"{head}{(i >> 14) & 0xFFF:03x}-{0x8000 | (i & 0x3FFF):04x}{tail}" for i in range(count)]
-
-
 def _uuid7(unix_ms: int, random_bits: int) -> str:
     # 48 bits of milliseconds, version 7, 12 + 62 bits of `random_bits`, variant 10.
     rand_a = (random_bits >> 62) & 0xFFF
@@ -191,25 +173,3 @@ def utcnow() -> str:
     """Now as RFC 3339 UTC with exactly six fractional digits: sorts as text."""
     # isoformat is several times faster than strftime; "+00:00" becomes "Z".
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds")[:-6] + "Z"
-
-
-def utc_stamps(count: int, now: datetime.datetime | None = None) -> list[str]:
-    """`count` distinct increasing times in utcnow's form, one microsecond
-    apart, the last one `now` (an aware time; by default the current one)."""
-    if now is None:
-        now = datetime.datetime.now(datetime.timezone.utc)
-    elif now.utcoffset() is None:
-        raise ValueError("now must be an aware time")
-    last = (now - _EPOCH) // _MICROSECOND
-    first = last - count + 1
-    stamps: list[str] = []
-    # The text up to the fraction changes once a second: formatted once per second.
-    for second in range(first // 1_000_000, last // 1_000_000 + 1) if count > 0 else ():
-        prefix = (_EPOCH + datetime.timedelta(seconds=second)).strftime("%Y-%m-%dT%H:%M:%S.")
-        start, stop = max(first, second * 1_000_000), min(last, second * 1_000_000 + 999_999)
-        stamps.extend(f"{prefix}{micro:06d}Z" for micro in range(start % 1_000_000, stop % 1_000_000 + 1))
-    return stamps
-
-
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
-_MICROSECOND = datetime.timedelta(microseconds=1)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import random
 from decimal import Decimal
 
 from . import domain
@@ -105,7 +104,7 @@ SQL.update({
 class Repository:
     def __init__(self, db):
         self.db = db
-        sql = {**SQL, **getattr(db, "SQL_OVERRIDES", {})}
+        sql = {**SQL, **db.sql_overrides}
         # A page's payouts are encoded by the database: no dict per row, no json.dumps.
         payout_json = db.json_object(
             [(name, "CAST(amount AS TEXT)" if name == "amount" else name) for name in PAYOUT_COLUMNS]
@@ -140,11 +139,6 @@ class Repository:
         last = tuple(rows[limit - 1][1:]) if len(rows) > limit else None
         return [row[0] for row in rows[:limit]], last
 
-    def list_payouts(self, **page):
-        """payout_page's payouts as dicts: (payouts, key of the last one if more follow)."""
-        texts, last = self.payout_page(**page)
-        return [json.loads(text) for text in texts], last
-
     def user_summary(self, user_id: str, payouts: int = 20) -> tuple[dict, list[str]]:
         """Balances per currency and counts per status, and the user's newest
         payouts as JSON texts; raises UserNotFound for a user with no credits
@@ -163,11 +157,6 @@ class Repository:
         ]
         newest, _ = self.payout_page(user_id=user_id, limit=payouts)
         return {"user_id": user_id, "balances": balances, "counts": counts}, newest
-
-    def user_view(self, user_id: str, payouts: int = 20) -> dict:
-        """user_summary as one dict, its newest payouts under "payouts"."""
-        summary, newest = self.user_summary(user_id, payouts)
-        return {**summary, "payouts": [json.loads(text) for text in newest]}
 
     def _status(self, payout_id: str) -> str:
         row = self.db.connection().execute(self._sql["status"], (payout_id,)).fetchone()
@@ -236,34 +225,12 @@ class Repository:
     def cancel_payout(self, payout_id: str, actor: str | None = None):
         return self.transition(payout_id, "cancel", actor=actor)
 
-    def seed_demo(self, payouts: int, users: int, rng: random.Random | None = None) -> list[str]:
-        """Demo users credited with enough to cover `payouts` new requested payouts.
-
-        One transaction and bulk inserts: this is how a benchmark database is made.
-        """
-        rng = rng or random.Random()
-        user_ids = [f"demo-user-{i:04d}" for i in range(1, users + 1)]
-        cents = rng.choices(range(100, 50_000), k=payouts)  # uniform, as randrange, a few times faster
-        owners = [user_ids[i % users] for i in range(payouts)]
-        owed = dict.fromkeys(user_ids, 0)
-        for owner, amount in zip(owners, cents):
-            owed[owner] += amount
-        stamps = domain.utc_stamps(payouts)
-        ids = domain.new_payout_ids(payouts)
-        payout_rows = [
-            (pid, owner, _cents(amount), "USDT", f"demo-wallet-{owner[-4:]}", domain.REQUESTED,
-             None, None, stamp, stamp)
-            for pid, owner, amount, stamp in zip(ids, owners, cents, stamps)
-        ]
-        now = domain.utcnow()
-        credit_rows = [
-            (domain.new_payout_id(), user, _cents(owed[user] + 100_000), "USDT", "demo earnings", now)
-            for user in user_ids
-        ]
+    def bulk_load(self, *, credits=(), payouts=()) -> None:
+        """Inserts rows of CREDIT_COLUMNS and PAYOUT_COLUMNS in one transaction,
+        as the dialect loads fastest (seed-demo)."""
         with self.db.transaction() as conn:
-            self.db.bulk_insert(conn, "credits", CREDIT_COLUMNS, credit_rows)
-            self.db.bulk_insert(conn, "payouts", PAYOUT_COLUMNS, payout_rows)
-        return ids
+            self.db.bulk_insert(conn, "credits", CREDIT_COLUMNS, credits)
+            self.db.bulk_insert(conn, "payouts", PAYOUT_COLUMNS, payouts)
 
     # -- idempotency keys ----------------------------------------------------
 
@@ -332,7 +299,3 @@ def _payout(row) -> dict:
     payout = dict(zip(PAYOUT_COLUMNS, row))
     payout["amount"] = domain.format_amount(payout["amount"])
     return payout
-
-
-def _cents(value: int) -> str:
-    return f"{value // 100}.{value % 100:02d}"

@@ -1,6 +1,5 @@
-"""PostgreSQL connections and transactions (psycopg 3, the ``postgres`` extra):
-the same interface as ``sqlite.SQLiteDatabase``, for several app hosts sharing
-one database.
+"""PostgreSQL (psycopg 3, the ``postgres`` extra): the ``Database`` interface
+for several app hosts sharing one database.
 
 Each thread of each worker process keeps one connection, opened on first use
 (after gunicorn forks) and replaced when it breaks; a database that cannot
@@ -15,7 +14,7 @@ from contextlib import contextmanager
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from .db import SCHEMA_TABLES, DatabaseUnavailable, PerThreadConnections, first_line, schema_text
+from .base import SCHEMA_TABLES, Database, DatabaseUnavailable, first_line, schema_text
 
 CONNECT_TIMEOUT = 5  # seconds: a down database answers 503 quickly, not never
 STATEMENT_TIMEOUT_MS = 15_000
@@ -23,12 +22,12 @@ STATEMENT_TIMEOUT_MS = 15_000
 _SCHEMA_LOCK = 7_405_118_022
 
 
-class PostgresDatabase(PerThreadConnections):
+class PostgresDatabase(Database):
     dialect = "postgres"
     errors = (psycopg.Error,)
     unavailable_errors = (DatabaseUnavailable, psycopg.OperationalError)
     # PostgreSQL sums NUMERIC exactly: return one row per (currency, kind).
-    SQL_OVERRIDES = {
+    sql_overrides = {
         "balance_rows": (
             "SELECT currency, 'credit', sum(amount), count(*) FROM credits"
             " WHERE user_id = ? AND currency = ? GROUP BY currency"

@@ -1,4 +1,4 @@
-"""Copying a whole database to another (SQLite to PostgreSQL, typically):
+"""``copy-data``: copying a whole database into another (SQLite to PostgreSQL, typically):
 credits, payouts and events, streamed in batches, in one transaction on the
 target, which must be empty. Events keep their order; their ids are the
 target's own.

@@ -11,7 +11,7 @@ import os
 import sqlite3
 from contextlib import contextmanager
 
-from .db import SCHEMA_TABLES, DatabaseUnavailable, PerThreadConnections, schema_text
+from .base import SCHEMA_TABLES, Database, DatabaseUnavailable, schema_text
 
 log = logging.getLogger("triport_payouts")
 
@@ -57,7 +57,7 @@ class _LockingConnection(sqlite3.Connection):
         super().close()
 
 
-class SQLiteDatabase(PerThreadConnections):
+class SQLiteDatabase(Database):
     """One SQLite file in WAL mode: readers never wait for the writer, and a
     write transaction (BEGIN IMMEDIATE) takes the one write lock up front, so
     a read-then-write inside it cannot be overtaken.
