@@ -118,7 +118,7 @@ def test_copy_data_moves_sqlite_to_postgres_unchanged(tmp_path, postgres_url):
     _walk(Repository(source))
     target = open_database(postgres_url)
     try:
-        counts = copy_database(source, target)
+        counts = copy_database(Repository(source), Repository(target))
         assert counts == {"credits": 5, "payouts": 34, "payout_events": 4}
         assert _api_view(postgres_url) == _api_view(source_path)
     finally:

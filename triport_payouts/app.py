@@ -8,16 +8,15 @@ answered once, as JSON.
 
 from __future__ import annotations
 
-import json
 import logging
-from importlib import resources
 
-from . import handlers, http
-from .http import Response
+from . import http
 from .config import DEFAULT_DATABASE, Config
 from .db import first_line, open_database
 from .domain import DomainError
 from .errors import ApiError, Internal, ServiceUnavailable
+from .handlers import Services
+from .http import Response
 from .pagination import Cursors
 from .repository import Repository
 from .routing import ROUTES, Router
@@ -28,22 +27,12 @@ log = logging.getLogger("triport_payouts")
 class App:
     """The WSGI application over one repository."""
 
-    def __init__(self, config: Config, repository: Repository | None = None, routes=ROUTES):
-        self.config = config
-        self.repository = repository or Repository(open_database(config.database))
-        self.router = Router(routes)
-        self.cursors = Cursors(config.admin_token)
+    def __init__(self, config: Config):
+        self.repository = Repository(open_database(config.database))
+        self.router = Router(ROUTES)
+        self.services = Services(self.repository, Cursors(config.admin_token))
         self._token = config.admin_token.encode("utf-8") if config.admin_token else None
         self._unavailable = self.repository.db.unavailable_errors
-        self._handlers = {route.handler: getattr(handlers, route.handler) for route in routes}
-        self._openapi = None
-
-    def openapi_document(self) -> dict:
-        """The OpenAPI document shipped in the package, read once."""
-        if self._openapi is None:
-            text = resources.files(__package__).joinpath("openapi.json").read_text("utf-8")
-            self._openapi = json.loads(text)
-        return self._openapi
 
     def __call__(self, environ, start_response):
         try:
@@ -56,18 +45,18 @@ class App:
                 log.error("unmapped refusal on %r: %r", environ.get("PATH_INFO"), exc)
         except self._unavailable as exc:
             log.warning("database unavailable: %s", first_line(exc))
-            response = Response.error(ServiceUnavailable("database_unavailable"))
+            response = Response.error(ServiceUnavailable())
         except Exception:
             # %r: a path may carry newlines that would forge log lines.
             log.exception("internal error on %r %r", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))
-            response = Response.error(Internal("internal"))
+            response = Response.error(Internal())
         return response.start(start_response)
 
     def _dispatch(self, environ) -> Response:
         route, params = self.router.match(environ.get("PATH_INFO") or "/", environ.get("REQUEST_METHOD", "GET"))
         if route.auth:
             http.check_token(environ, self._token)
-        result = self._handlers[route.handler](environ, self, **params)
+        result = route.handler(self.services, **route.reads(environ, params))
         return result if isinstance(result, Response) else Response.json(200, result)
 
 

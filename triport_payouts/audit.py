@@ -15,10 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from . import domain
-
-_PAYOUTS = "SELECT id, user_id, amount, currency, status, tx_hash FROM payouts ORDER BY id"
-_EVENTS = "SELECT payout_id, from_status, to_status FROM payout_events ORDER BY payout_id, id"
-_CREDITS = "SELECT user_id, currency, amount FROM credits"
+from .repository import Repository
 
 # Every (from, to) pair the transitions table allows.
 _MOVES = {(source, rule.target) for rule in domain.TRANSITIONS.values() for source in rule.sources}
@@ -32,18 +29,17 @@ class Report:
     violations: list[str] = field(default_factory=list)
 
 
-def audit(db, report: Report | None = None) -> Report:
+def audit(repo: Repository, report: Report | None = None) -> Report:
     """Checks every invariant; returns the counts and the violations found."""
     report = report or Report()
-    balances: dict[tuple[str, str], list[Decimal]] = {}
-    with db.snapshot() as stream:
-        for user_id, currency, amount in stream(_CREDITS):
+    balances: dict[tuple[str, str], domain.Balance] = {}
+    with repo.snapshot() as snapshot:
+        for user_id, currency, amount in snapshot.credits():
             report.credits += 1
-            totals = _bucket(balances, user_id, currency)
-            totals[0] = domain.MONEY.add(totals[0], _amount(amount, f"credit of {user_id}", report))
-        groups = itertools.groupby(stream(_EVENTS), key=lambda row: row[0])
+            _balance(balances, user_id, currency).add(domain.CREDIT, _amount(amount, f"credit of {user_id}", report))
+        groups = itertools.groupby(snapshot.events(), key=lambda row: row[0])
         pending = next(groups, None)
-        for payout_id, user_id, amount, currency, status, tx_hash in stream(_PAYOUTS):
+        for payout_id, user_id, amount, currency, status, tx_hash in snapshot.payouts():
             report.payouts += 1
             while pending is not None and pending[0] < payout_id:
                 report.events += _orphans(pending, report)
@@ -54,22 +50,17 @@ def audit(db, report: Report | None = None) -> Report:
                 pending = next(groups, None)
             report.events += len(events)
             _check_payout(payout_id, status, tx_hash, events, report)
-            value = _amount(amount, f"payout {payout_id}", report)
-            totals = _bucket(balances, user_id, currency)
-            if status in domain.RESERVING:
-                totals[1] = domain.MONEY.add(totals[1], value)
-            elif status == domain.SENT:
-                totals[2] = domain.MONEY.add(totals[2], value)
+            _balance(balances, user_id, currency).add(status, _amount(amount, f"payout {payout_id}", report))
         while pending is not None:
             report.events += _orphans(pending, report)
             pending = next(groups, None)
-    for (user_id, currency), (earned, reserved, sent) in sorted(balances.items()):
-        available = domain.available(earned, reserved, sent)
-        if available < 0:
+    for (user_id, currency), balance in sorted(balances.items()):
+        if balance.available < 0:
+            amounts = {name: domain.format_amount(getattr(balance, name))
+                       for name in ("available", "earned", "reserved", "sent")}
             report.violations.append(
-                f"user {user_id} {currency}: available is {domain.format_amount(available)}"
-                f" (earned {domain.format_amount(earned)}, reserved {domain.format_amount(reserved)},"
-                f" sent {domain.format_amount(sent)})"
+                f"user {user_id} {currency}: available is {amounts['available']}"
+                f" (earned {amounts['earned']}, reserved {amounts['reserved']}, sent {amounts['sent']})"
             )
     return report
 
@@ -111,6 +102,5 @@ def _amount(value, what: str, report: Report) -> Decimal:
     return amount
 
 
-def _bucket(balances, user_id: str, currency: str) -> list[Decimal]:
-    """[earned, reserved, sent] of one user and currency."""
-    return balances.setdefault((user_id, currency), [Decimal(0), Decimal(0), Decimal(0)])
+def _balance(balances, user_id: str, currency: str) -> domain.Balance:
+    return balances.setdefault((user_id, currency), domain.Balance())

@@ -95,7 +95,7 @@ def cmd_seed_demo(args, repo, config):
 
 
 def cmd_audit(args, repo, config):
-    report = audit.audit(repo.db)
+    report = audit.audit(repo)
     for line in report.violations:
         print(line)
     counts = f"{report.payouts} payouts, {report.events} events, {report.credits} credits"
@@ -110,7 +110,7 @@ def cmd_export(args, repo, config):
     until = export.parse_time(args.until) if args.until else None
     out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="", write_through=False)
     try:
-        export.export(repo.db, out, args.format, status=args.status, since=since, until=until)
+        export.export(repo, out, args.format, status=args.status, since=since, until=until)
     finally:
         out.flush()
         out.detach()
@@ -126,7 +126,7 @@ def cmd_copy_data(args, repo, config):
     try:
         if not source.has_schema():
             return _refuse(f"{args.source} has no triport_payouts schema")
-        _print_json(copy_database(source, repo.db))
+        _print_json(copy_database(Repository(source), repo))
     finally:
         source.close()
 

@@ -26,6 +26,11 @@ TERMINAL = frozenset({SENT, FAILED, CANCELLED})
 # Payouts in these states still hold their amount back from `available`.
 RESERVING = frozenset({REQUESTED, PROCESSING})
 
+# The longest name (a user id, an actor) and reference (a destination, a
+# tx_hash) the service stores.
+MAX_NAME_LENGTH = 128
+MAX_REFERENCE_LENGTH = 256
+
 
 @dataclass(frozen=True)
 class Transition:
@@ -137,14 +142,14 @@ def is_clean_text(text: str, max_length: int) -> bool:
 
 
 def parse_user_id(text: str) -> str:
-    if not is_clean_text(text, 128) or "/" in text:
-        raise InvalidField("a user id is 1 to 128 printable characters, without '/'")
+    if not is_clean_text(text, MAX_NAME_LENGTH) or "/" in text:
+        raise InvalidField(f"a user id is 1 to {MAX_NAME_LENGTH} printable characters, without '/'")
     return text
 
 
 def parse_destination(text: str) -> str:
-    if not is_clean_text(text, 256):
-        raise InvalidField("a destination is 1 to 256 printable characters")
+    if not is_clean_text(text, MAX_REFERENCE_LENGTH):
+        raise InvalidField(f"a destination is 1 to {MAX_REFERENCE_LENGTH} printable characters")
     return text
 
 
@@ -154,16 +159,34 @@ def format_amount(amount) -> str:
     return amount if isinstance(amount, str) else format(amount, "f")
 
 
-def money_sum(amounts) -> Decimal:
-    """The exact sum; the default context would round past 28 digits."""
-    total = Decimal(0)
-    for amount in amounts:
-        total = MONEY.add(total, amount)
-    return total
+CREDIT = "credit"
 
 
-def available(earned: Decimal, reserved: Decimal, sent: Decimal) -> Decimal:
-    return MONEY.subtract(MONEY.subtract(earned, reserved), sent)
+@dataclass
+class Balance:
+    """One user's money in one currency: ``available = earned - reserved - sent``.
+
+    Earned is the credits; reserved the payouts still requested or processing;
+    sent the sent ones. Failed and cancelled payouts count nowhere: their
+    amount is available again.
+    """
+
+    earned: Decimal = Decimal(0)
+    reserved: Decimal = Decimal(0)
+    sent: Decimal = Decimal(0)
+
+    def add(self, kind: str, amount: Decimal) -> None:
+        """Counts an amount of a kind: CREDIT, or the status of a payout."""
+        if kind == CREDIT:
+            self.earned = MONEY.add(self.earned, amount)
+        elif kind in RESERVING:
+            self.reserved = MONEY.add(self.reserved, amount)
+        elif kind == SENT:
+            self.sent = MONEY.add(self.sent, amount)
+
+    @property
+    def available(self) -> Decimal:
+        return MONEY.subtract(MONEY.subtract(self.earned, self.reserved), self.sent)
 
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"

@@ -1,5 +1,8 @@
 """The API's errors: a status and a tag each, and the one mapping from domain
 exceptions to them. The app turns any of these into ``{"error": tag}``.
+
+Each class carries its default tag, so a tag is written once: raise
+``InvalidJson()``, never ``BadRequest("invalid_json")``.
 """
 
 from __future__ import annotations
@@ -11,30 +14,76 @@ class ApiError(Exception):
     """An error the client sees as ``{"error": tag}`` with ``status``."""
 
     status = 500
+    tag = "internal"
+    headers: tuple[tuple[str, str], ...] = ()
 
-    def __init__(self, tag: str, headers: tuple[tuple[str, str], ...] = ()):
-        super().__init__(tag)
-        self.tag = tag
-        self.headers = headers
+    def __init__(self, tag: str | None = None, headers: tuple[tuple[str, str], ...] | None = None):
+        super().__init__(tag or self.tag)
+        if tag is not None:
+            self.tag = tag
+        if headers is not None:
+            self.headers = headers
 
 
 class BadRequest(ApiError):
     status = 400
 
 
+class InvalidJson(BadRequest):
+    tag = "invalid_json"
+
+
+class InvalidActor(BadRequest):
+    tag = "invalid_actor"
+
+
+class InvalidTxHash(BadRequest):
+    tag = "invalid_tx_hash"
+
+
+class InvalidStatus(BadRequest):
+    tag = "invalid_status"
+
+
+class InvalidUserId(BadRequest):
+    tag = "invalid_user_id"
+
+
+class InvalidLimit(BadRequest):
+    tag = "invalid_limit"
+
+
+class InvalidCursor(BadRequest):
+    tag = "invalid_cursor"
+
+
+class InvalidIdempotencyKey(BadRequest):
+    tag = "invalid_idempotency_key"
+
+
 class Unauthorized(ApiError):
     status = 401
 
 
+class AdminTokenUnset(Unauthorized):
+    tag = "admin_token_unset"
+
+
+class AdminTokenInvalid(Unauthorized):
+    tag = "admin_token_invalid"
+
+
 class NotFound(ApiError):
     status = 404
+    tag = "not_found"
 
 
 class MethodNotAllowed(ApiError):
     status = 405
+    tag = "method_not_allowed"
 
     def __init__(self, allow: tuple[str, ...]):
-        super().__init__("method_not_allowed", (("Allow", ", ".join(allow)),))
+        super().__init__(headers=(("Allow", ", ".join(allow)),))
 
 
 class Conflict(ApiError):
@@ -47,10 +96,11 @@ class Unprocessable(ApiError):
 
 class ServiceUnavailable(ApiError):
     status = 503
+    tag = "database_unavailable"
 
 
 class Internal(ApiError):
-    status = 500
+    pass
 
 
 _FROM_DOMAIN = {
@@ -65,5 +115,5 @@ _FROM_DOMAIN = {
 
 def from_domain(exc: domain.DomainError) -> ApiError:
     """The API error for a domain refusal; unmapped ones are internal errors."""
-    kind, tag = _FROM_DOMAIN.get(type(exc), (Internal, "internal"))
+    kind, tag = _FROM_DOMAIN.get(type(exc), (Internal, Internal.tag))
     return kind(tag)

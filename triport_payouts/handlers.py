@@ -1,111 +1,97 @@
-"""One function per endpoint: validate the path parameters, then the headers,
-then the body or query (the contract's order of checks), call the repository,
-return the payload. Each takes the WSGI environ, the app (for its
-repository, cursors and documents) and the route's path parameters.
+"""One function per endpoint: validate the fields, call the repository,
+return the payload (a dict, or an encoded ``http.Response``).
+
+Each takes the services it calls and the values its route's reader
+(``inputs.py``) took from the request, already checked up to the fields.
 """
 
 from __future__ import annotations
 
-from . import domain, http, idempotency
-from .errors import BadRequest
-from .pagination import InvalidCursor
+import functools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+
+from . import domain, http, idempotency, pagination
+from .errors import InvalidCursor, InvalidJson, InvalidLimit, InvalidStatus, InvalidTxHash, InvalidUserId
+from .inputs import Action
+from .pagination import Cursors
+from .repository import Repository
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 USER_VIEW_PAYOUTS = 20
 
 
+@dataclass(frozen=True)
+class Services:
+    """What the handlers call."""
+
+    repository: Repository
+    cursors: Cursors
+
+
 # -- the three actions: one code path --------------------------------------
 
-def mark_failed(environ, app, payout_id):
-    return _transition(environ, app, payout_id, "failed", _reason_field)
-
-
-def mark_sent(environ, app, payout_id):
-    return _transition(environ, app, payout_id, "sent", _tx_hash_field)
-
-
-def mark_processing(environ, app, payout_id):
-    return _transition(environ, app, payout_id, "processing", _no_fields)
-
-
-def _transition(environ, app, payout_id, action, fields):
-    payout_id = domain.parse_payout_id(payout_id)
-    actor = _actor(environ)
-    key = idempotency.key_from(environ)
-    body = http.read_body(environ)
-    values = fields(http.parse_object(body))
-    if key is None:
-        app.repository.transition(payout_id, action, actor=actor, **values)
-        return http.OK
-    return idempotency.run_once(
-        app.repository, key, idempotency.fingerprint(action, payout_id, body),
-        lambda within: app.repository.transition(payout_id, action, actor=actor, within=within, **values),
-    )
-
-
-def _reason_field(body: dict) -> dict:
-    reason = body.get("reason")
+def mark_failed(services: Services, request: Action) -> http.Response:
+    reason = request.body.get("reason")
     if reason is not None and not http.storable_text(reason):
-        raise BadRequest("invalid_json")
-    return {"reason": reason}
+        raise InvalidJson()
+    return _act(services, request, "failed", reason=reason)
 
 
-def _tx_hash_field(body: dict) -> dict:
-    tx_hash = body.get("tx_hash")
+def mark_sent(services: Services, request: Action) -> http.Response:
+    tx_hash = request.body.get("tx_hash")
     # Printable text excludes NUL and lone surrogates: nothing either database refuses.
-    if not domain.is_clean_text(tx_hash, 256):
-        raise BadRequest("invalid_tx_hash")
-    return {"tx_hash": tx_hash}
+    if not domain.is_clean_text(tx_hash, domain.MAX_REFERENCE_LENGTH):
+        raise InvalidTxHash()
+    return _act(services, request, "sent", tx_hash=tx_hash)
 
 
-def _no_fields(body: dict) -> dict:
-    return {}
+def mark_processing(services: Services, request: Action) -> http.Response:
+    return _act(services, request, "processing")
 
 
-def _actor(environ) -> str | None:
-    """The optional X-Admin-Actor: who, behind the shared token, did this."""
-    try:
-        actor = http.header(environ, "X-Admin-Actor")
-    except UnicodeError:
-        raise BadRequest("invalid_actor") from None
-    if actor is not None and not domain.is_clean_text(actor, 128):
-        raise BadRequest("invalid_actor")
-    return actor
+def _act(services: Services, request: Action, action: str, **fields) -> http.Response:
+    key = request.idempotency_key
+    if key is None:
+        services.repository.transition(request.payout_id, action, actor=request.actor, **fields)
+        return http.OK
+    return idempotency.transition_once(services.repository, key, request, action, **fields)
 
 
 # -- reads -----------------------------------------------------------------
 
-def list_payouts(environ, app):
-    query = http.query(environ)
-    status = _single(query, "status", "invalid_status")
+def list_payouts(services: Services, query: dict[str, list[str]]) -> http.Response:
+    status = _single(query, "status", InvalidStatus)
     if status is not None and status not in domain.STATUSES:
-        raise BadRequest("invalid_status")
-    user_id = _single(query, "user_id", "invalid_user_id")
-    if user_id is not None and not domain.is_clean_text(user_id, 128):
-        raise BadRequest("invalid_user_id")
-    limit = _limit(_single(query, "limit", "invalid_limit"))
-    cursor = _single(query, "cursor", "invalid_cursor")
+        raise InvalidStatus()
+    user_id = _single(query, "user_id", InvalidUserId)
+    if user_id is not None and not domain.is_clean_text(user_id, domain.MAX_NAME_LENGTH):
+        raise InvalidUserId()
+    limit = _limit(_single(query, "limit", InvalidLimit))
+    cursor = _single(query, "cursor", InvalidCursor)
     filters = (status, user_id)
     after = None
     if cursor is not None:
         try:
-            after = app.cursors.decode(cursor, filters)
-        except InvalidCursor:
-            raise BadRequest("invalid_cursor") from None
-    page, last = app.repository.payout_page(status=status, user_id=user_id, limit=limit, after=after)
+            after = services.cursors.decode(cursor, filters)
+        except pagination.InvalidCursor:
+            raise InvalidCursor() from None
+    page, last = services.repository.payout_page(status=status, user_id=user_id, limit=limit, after=after)
     return http.Response.json_text(200, http.json_members(
         ("payouts", http.json_array(page)),
-        ("next_cursor", http.encode(last and app.cursors.encode(last, filters))),
+        ("next_cursor", http.encode(last and services.cursors.encode(last, filters))),
     ))
 
 
-def _single(query: dict, name: str, tag: str) -> str | None:
+def _single(query: dict[str, list[str]], name: str, error: Callable[[], Exception]) -> str | None:
     values = query.get(name)
     if values is None:
         return None
     if len(values) != 1:
-        raise BadRequest(tag)
+        raise error()
     return values[0]
 
 
@@ -113,34 +99,35 @@ def _limit(text: str | None) -> int:
     if text is None:
         return DEFAULT_LIMIT
     if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_LIMIT:
-        raise BadRequest("invalid_limit")
+        raise InvalidLimit()
     return int(text)
 
 
-def payout_events(environ, app, payout_id):
-    payout_id = domain.parse_payout_id(payout_id)
-    return {"events": app.repository.events(payout_id)}
+def payout_events(services: Services, payout_id: str) -> dict:
+    return {"events": services.repository.events(payout_id)}
 
 
-def user_view(environ, app, user_id):
-    try:
-        user_id = domain.parse_user_id(user_id.encode("latin-1").decode("utf-8"))
-    except (UnicodeError, domain.InvalidField):
-        # No user with such an id can exist (a NUL, say, which PostgreSQL cannot even compare).
-        raise domain.UserNotFound() from None
-    summary, newest = app.repository.user_summary(user_id, payouts=USER_VIEW_PAYOUTS)
+def user_view(services: Services, user_id: str) -> http.Response:
+    summary, newest = services.repository.user_summary(user_id, payouts=USER_VIEW_PAYOUTS)
     members = [(name, http.encode(value)) for name, value in summary.items()]
     return http.Response.json_text(200, http.json_members(*members, ("payouts", http.json_array(newest))))
 
 
-def openapi(environ, app):
-    return app.openapi_document()
+def openapi(services: Services) -> http.Response:
+    return _openapi_document()
 
 
-def healthz(environ, app):
+def healthz(services: Services) -> http.Response:
     return http.OK
 
 
-def readyz(environ, app):
-    app.repository.db.ping()
+def readyz(services: Services) -> http.Response:
+    services.repository.db.ping()
     return http.OK
+
+
+@functools.cache
+def _openapi_document() -> http.Response:
+    """The OpenAPI document shipped in the package, read and encoded once."""
+    text = resources.files(__package__).joinpath("openapi.json").read_text("utf-8")
+    return http.Response.json(200, json.loads(text))

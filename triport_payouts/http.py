@@ -13,7 +13,7 @@ from http import HTTPStatus
 from urllib.parse import parse_qs
 
 from .domain import DomainError
-from .errors import ApiError, BadRequest, Unauthorized, from_domain
+from .errors import AdminTokenInvalid, AdminTokenUnset, ApiError, InvalidJson, from_domain
 
 MAX_BODY = 4096
 
@@ -24,7 +24,7 @@ _BASE_HEADERS = (("Content-Type", "application/json"), ("Cache-Control", "no-sto
 
 
 def read_body(environ) -> bytes:
-    """At most MAX_BODY bytes of the request body; raises BadRequest("invalid_json").
+    """At most MAX_BODY bytes of the request body; raises InvalidJson.
 
     A declared length over the cap is refused unread. Without a length, only a
     server that marks the input as terminated (chunked, under gunicorn) is read,
@@ -35,17 +35,17 @@ def read_body(environ) -> bytes:
     declared = environ.get("CONTENT_LENGTH", "")
     if declared:
         if not (declared.isascii() and declared.isdigit()) or int(declared) > MAX_BODY:
-            raise BadRequest("invalid_json")
+            raise InvalidJson()
         wanted = int(declared)
         body = _read_at_most(stream, wanted)
         if len(body) != wanted:
             # The client closed before sending what it announced.
-            raise BadRequest("invalid_json")
+            raise InvalidJson()
         return body
     if environ.get("wsgi.input_terminated"):
         body = _read_at_most(stream, MAX_BODY + 1)
         if len(body) > MAX_BODY:
-            raise BadRequest("invalid_json")
+            raise InvalidJson()
         return body
     return b""
 
@@ -63,7 +63,7 @@ def _read_at_most(stream, limit: int) -> bytes:
         # The server's own error for a broken or malformed upload (a bad chunk
         # size under gunicorn, a reset connection): the client's fault, a 400.
         log.info("request body unreadable: %s", type(exc).__name__)
-        raise BadRequest("invalid_json") from None
+        raise InvalidJson() from None
     return b"".join(chunks)
 
 
@@ -76,15 +76,15 @@ _DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
 def parse_object(body: bytes) -> dict:
-    """The body as a JSON object ({} when empty); raises BadRequest("invalid_json")."""
+    """The body as a JSON object ({} when empty); raises InvalidJson."""
     if not body.strip():
         return {}
     try:
         value = _DECODER.decode(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
-        raise BadRequest("invalid_json") from None
+        raise InvalidJson() from None
     if not isinstance(value, dict):
-        raise BadRequest("invalid_json")
+        raise InvalidJson()
     return value
 
 
@@ -116,17 +116,17 @@ def _cgi_name(name: str) -> str:
 
 
 def check_token(environ, token: bytes | None) -> None:
-    """Raises Unauthorized unless X-Admin-Token equals the configured token
+    """Raises AdminTokenUnset or AdminTokenInvalid unless X-Admin-Token equals the configured token
     (its UTF-8 bytes; None or empty when unset)."""
     if not token:
-        raise Unauthorized("admin_token_unset")
+        raise AdminTokenUnset()
     given = environ.get("HTTP_X_ADMIN_TOKEN")
     try:
         sent = None if given is None else given.encode("latin-1")
     except UnicodeEncodeError:
         sent = None
     if sent is None or not hmac.compare_digest(sent, token):
-        raise Unauthorized("admin_token_invalid")
+        raise AdminTokenInvalid()
 
 
 def query(environ) -> dict[str, list[str]]:

@@ -1,4 +1,5 @@
-"""Safe retries: the ``Idempotency-Key`` of the POST actions.
+"""Safe retries: the ``Idempotency-Key`` of the POST actions (read and
+checked in ``inputs.py``).
 
 The first request with a key that passes every check claims it, runs, and
 stores its answer (status and exact body) with the key; the success answer
@@ -13,24 +14,14 @@ import datetime
 import hashlib
 
 from . import domain, http
-from .errors import BadRequest
 from .http import Response
+from .inputs import Action
+from .repository import KeyAnswer, Repository
 
-MAX_KEY_LENGTH = 255
 # A claim this old belongs to a worker that died (gunicorn kills a worker
 # after 30 s without a response): a retry may take it over.
 STALE_CLAIM = datetime.timedelta(seconds=120)
 KEEP = datetime.timedelta(hours=24)
-
-
-def key_from(environ) -> str | None:
-    """The optional Idempotency-Key: 1 to 255 printable ASCII characters."""
-    key = environ.get("HTTP_IDEMPOTENCY_KEY")
-    if key is None:
-        return None
-    if not 1 <= len(key) <= MAX_KEY_LENGTH or not all(" " <= c <= "~" for c in key):
-        raise BadRequest("invalid_idempotency_key")
-    return key
 
 
 def fingerprint(action: str, payout_id: str, body: bytes) -> str:
@@ -38,17 +29,21 @@ def fingerprint(action: str, payout_id: str, body: bytes) -> str:
     return hashlib.sha256(f"{action}\0{payout_id}\0".encode() + body).hexdigest()
 
 
-def run_once(repository, key: str, request_fingerprint: str, transition) -> Response:
-    """Runs `transition(within)` at most once for `key`; returns its answer."""
-    stored = repository.claim_key(key, request_fingerprint, _ago(STALE_CLAIM))
+def transition_once(repository: Repository, key: str, request: Action, action: str, **fields) -> Response:
+    """Runs the transition of `request` at most once for its key; returns its
+    answer, stored with the key: a success in the transition's own
+    transaction, a refusal on its own. Any other failure forgets the claim,
+    so that a retry runs the request again."""
+    stored = repository.claim_key(key, fingerprint(action, request.payout_id, request.raw_body), _ago(STALE_CLAIM))
     if stored is not None:
         return Response(*stored)
     ok = http.OK
     try:
-        transition(lambda conn: repository.finish_key(key, ok.status, ok.body, conn))
+        repository.transition(request.payout_id, action, actor=request.actor,
+                              answer=KeyAnswer(key, ok.status, ok.body), **fields)
     except domain.DomainError as exc:
         refused = Response.refusal(exc)
-        repository.finish_key(key, refused.status, refused.body)
+        repository.finish_key(KeyAnswer(key, refused.status, refused.body))
         return refused
     except BaseException:
         repository.release_key(key)

@@ -1,9 +1,11 @@
-"""The payout repository: every read and write of credits, payouts and their
-events, as verb methods over a database from ``db.py``.
+"""The payout repository: every statement on credits, payouts, their events
+and idempotency keys, as verb methods over a ``db.Database``, and the
+consistent whole-database reads of the audit, the export and copy-data.
 
 Every status change is one compare-and-set UPDATE plus one audit event,
-committed together. Raises the domain's exceptions; SQL text is constant and
-never built from request data.
+committed together, with the request's idempotent answer when it has one.
+Raises the domain's exceptions. SQL text is built only from the constants
+here, never from request data.
 """
 
 from __future__ import annotations
@@ -11,9 +13,13 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from decimal import Decimal
+from typing import NamedTuple
 
 from . import domain
+from .db import Database
 from .domain import TRANSITIONS
 
 log = logging.getLogger("triport_payouts")
@@ -24,8 +30,19 @@ PAYOUT_COLUMNS = (
 )
 EVENT_COLUMNS = ("payout_id", "from_status", "to_status", "reason", "tx_hash", "actor", "at")
 CREDIT_COLUMNS = ("id", "user_id", "amount", "currency", "note", "created_at")
+# What the export adds to each payout: its terminal event's actor and time.
+SETTLEMENT_COLUMNS = (*PAYOUT_COLUMNS, "settled_by", "settled_at")
+
+# The tables copy-data moves, payouts before their events (the foreign key),
+# with their columns and the order rows are read in.
+TABLES = {
+    "credits": (CREDIT_COLUMNS, "created_at, id"),
+    "payouts": (PAYOUT_COLUMNS, "created_at, id"),
+    "payout_events": (EVENT_COLUMNS, "id"),
+}
 
 _PAYOUT_SELECT = f"SELECT {', '.join(PAYOUT_COLUMNS)} FROM payouts"
+_TERMINAL = ", ".join(f"'{status}'" for status in sorted(domain.TERMINAL))
 
 SQL = {
     "status": "SELECT status FROM payouts WHERE id = ?",
@@ -76,33 +93,69 @@ SQL = {
     "finish_key": "UPDATE idempotency_keys SET status = ?, body = ? WHERE key = ? AND status IS NULL",
     "release_key": "DELETE FROM idempotency_keys WHERE key = ? AND status IS NULL",
     "prune_keys": "DELETE FROM idempotency_keys WHERE created_at < ?",
+    # Whole-database reads, in one snapshot: the audit's, the export's, copy-data's.
+    "audit_credits": "SELECT user_id, currency, amount FROM credits",
+    "audit_payouts": "SELECT id, user_id, amount, currency, status, tx_hash FROM payouts ORDER BY id",
+    "audit_events": "SELECT payout_id, from_status, to_status FROM payout_events ORDER BY payout_id, id",
+    "settlements": (
+        f"SELECT {', '.join('p.' + c for c in PAYOUT_COLUMNS)}, e.actor, e.at FROM payouts p"
+        f" LEFT JOIN payout_events e ON e.payout_id = p.id AND e.to_status IN ({_TERMINAL})"
+        "{where} ORDER BY p.created_at DESC, p.id DESC"
+    ),
+    **{f"copy_{table}": f"SELECT {', '.join(columns)} FROM {table} ORDER BY {order}"
+       for table, (columns, order) in TABLES.items()},
+    **{f"count_{table}": f"SELECT count(*) FROM {table}" for table in TABLES},
 }
 
-# The listing's WHERE clauses, by which filters are given; the text is built
-# only from these constants, never from request data.
-_LIST_FILTERS = {
+# The filters of the payout list and of the export, by name: the only text a
+# WHERE clause is built from.
+FILTERS = {
     "status": "status = ?",
     "user_id": "user_id = ?",
-    "after": "(created_at, id) < (?, ?)",
+    "after": "(created_at, id) < (?, ?)",  # the keyset cursor: the page after (created_at, id)
+    "since": "updated_at >= ?",
+    "until": "updated_at < ?",
 }
 
 
-def _list_sql(status: bool, user_id: bool, after: bool) -> str:
+def where(given: Mapping[str, object]) -> tuple[str, list]:
+    """The WHERE clause (or "") of the FILTERS whose value is not None, and
+    their parameters; a tuple value fills several."""
+    clauses, params = [], []
+    for name, value in given.items():
+        if value is None:
+            continue
+        clauses.append(FILTERS[name])
+        params.extend(value if isinstance(value, tuple) else (value,))
+    return (f" WHERE {' AND '.join(clauses)}" if clauses else ""), params
+
+
+_LIST_FILTERS = ("status", "user_id", "after")
+
+
+def _list_sql(flags: tuple[bool, ...]) -> str:
     # {payout_json}: the dialect's expression for a row as its JSON text (Repository fills it in).
-    clauses = [_LIST_FILTERS[name] for name, given in
-               (("status", status), ("user_id", user_id), ("after", after)) if given]
-    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-    return f"SELECT {{payout_json}}, created_at, id FROM payouts{where} ORDER BY created_at DESC, id DESC LIMIT ?"
+    clause, _ = where({name: () if given else None for name, given in zip(_LIST_FILTERS, flags)})
+    return f"SELECT {{payout_json}}, created_at, id FROM payouts{clause} ORDER BY created_at DESC, id DESC LIMIT ?"
 
 
+# One statement per combination of filters, made once: a page costs no SQL building.
 SQL.update({
-    "list" + "".join("1" if given else "0" for given in flags): _list_sql(*flags)
-    for flags in itertools.product((False, True), repeat=3)
+    "list" + "".join("1" if given else "0" for given in flags): _list_sql(flags)
+    for flags in itertools.product((False, True), repeat=len(_LIST_FILTERS))
 })
 
 
+class KeyAnswer(NamedTuple):
+    """The answer stored with an idempotency key: what its retries get."""
+
+    key: str
+    status: int
+    body: bytes
+
+
 class Repository:
-    def __init__(self, db):
+    def __init__(self, db: Database):
         self.db = db
         sql = {**SQL, **db.sql_overrides}
         # A page's payouts are encoded by the database: no dict per row, no json.dumps.
@@ -117,7 +170,7 @@ class Repository:
         row = self.db.connection().execute(self._sql["payout"], (payout_id,)).fetchone()
         if row is None:
             raise domain.PayoutNotFound()
-        return _payout(row)
+        return _with_text_amount(dict(zip(PAYOUT_COLUMNS, row)))
 
     def events(self, payout_id: str) -> list[dict]:
         """The payout's audit events, oldest first; raises PayoutNotFound."""
@@ -127,22 +180,21 @@ class Repository:
             self._status(payout_id)
         return [dict(zip(EVENT_COLUMNS, row)) for row in rows]
 
-    def payout_page(self, *, status=None, user_id=None, limit=50, after=None):
+    def payout_page(self, *, status=None, user_id=None, limit: int, after=None) -> tuple[list[str], tuple | None]:
         """One page, newest first: (each payout as its JSON text, the key of
         the last one if more follow)."""
-        flags = "".join("0" if value is None else "1" for value in (status, user_id, after))
-        params = [value for value in (status, user_id) if value is not None]
-        if after is not None:
-            params.extend(after)
+        given = {"status": status, "user_id": user_id, "after": after}
+        flags = "".join("0" if value is None else "1" for value in given.values())
+        _, params = where(given)
         params.append(limit + 1)
         rows = self.db.connection().execute(self._sql["list" + flags], params).fetchall()
         last = tuple(rows[limit - 1][1:]) if len(rows) > limit else None
         return [row[0] for row in rows[:limit]], last
 
-    def user_summary(self, user_id: str, payouts: int = 20) -> tuple[dict, list[str]]:
-        """Balances per currency and counts per status, and the user's newest
-        payouts as JSON texts; raises UserNotFound for a user with no credits
-        and no payouts."""
+    def user_summary(self, user_id: str, payouts: int) -> tuple[dict, list[str]]:
+        """Balances per currency and counts per status, and the user's
+        `payouts` newest payouts as JSON texts; raises UserNotFound for a user
+        with no credits and no payouts."""
         conn = self.db.connection()
         rows = conn.execute(self._sql["user_balance_rows"], (user_id, user_id)).fetchall()
         if not rows:
@@ -152,8 +204,9 @@ class Repository:
             if kind in counts:
                 counts[kind] += count
         balances = [
-            {"currency": currency, **{name: domain.format_amount(value) for name, value in sums.items()}}
-            for currency, sums in sorted(balances_from_rows(rows).items())
+            {"currency": currency, **{name: domain.format_amount(getattr(balance, name))
+                                      for name in ("earned", "reserved", "sent", "available")}}
+            for currency, balance in sorted(balances_from_rows(rows).items())
         ]
         newest, _ = self.payout_page(user_id=user_id, limit=payouts)
         return {"user_id": user_id, "balances": balances, "counts": counts}, newest
@@ -167,13 +220,12 @@ class Repository:
     # -- writes --------------------------------------------------------------
 
     def transition(self, payout_id: str, action: str, *, reason=None, tx_hash=None, actor=None,
-                   within=None):
-        """Moves a payout by one row of the transitions table and records the event.
-
-        `within(conn)`, if given, runs inside the same transaction, after the
-        event. Returns (from_status, to_status). Raises PayoutNotFound, or
-        PayoutNotActionable when the status does not allow the action or
-        another action changed it first.
+                   answer: KeyAnswer | None = None) -> tuple[str, str]:
+        """Moves a payout by one row of the transitions table and records the
+        event, and stores `answer` with its claimed idempotency key, all in
+        one transaction. Returns (from_status, to_status). Raises
+        PayoutNotFound, or PayoutNotActionable when the status does not allow
+        the action or another action changed it first.
         """
         rule = TRANSITIONS[action]
         # A status outside the rule's sources never comes back into them (the
@@ -193,8 +245,8 @@ class Repository:
                 self._sql["insert_event"],
                 (payout_id, current, rule.target, reason, tx_hash, actor, now),
             )
-            if within is not None:
-                within(conn)
+            if answer is not None:
+                conn.execute(self._sql["finish_key"], (answer.status, answer.body, answer.key))
         # One line per transition, for log pipelines; never the token.
         log.info("payout %s %s -> %s actor=%s", payout_id, current, rule.target, json.dumps(actor))
         return current, rule.target
@@ -216,13 +268,14 @@ class Repository:
                 domain.new_payout_id(), user_id, domain.format_amount(amount), currency, destination,
                 domain.REQUESTED, None, None, now, now,
             )))
-            available = self._balances(conn, user_id, currency).get(currency, _ZERO_BALANCE)["available"]
-            if amount > available:
+            rows = conn.execute(self._sql["balance_rows"], (user_id, currency, user_id, currency)).fetchall()
+            balance = balances_from_rows(rows).get(currency, domain.Balance())
+            if amount > balance.available:
                 raise domain.WouldOverdraw()
             conn.execute(self._sql["insert_payout"], tuple(payout.values()))
         return payout
 
-    def cancel_payout(self, payout_id: str, actor: str | None = None):
+    def cancel_payout(self, payout_id: str, actor: str | None = None) -> tuple[str, str]:
         return self.transition(payout_id, "cancel", actor=actor)
 
     def bulk_load(self, *, credits=(), payouts=()) -> None:
@@ -234,7 +287,7 @@ class Repository:
 
     # -- idempotency keys ----------------------------------------------------
 
-    def claim_key(self, key: str, fingerprint: str, stale_before: str):
+    def claim_key(self, key: str, fingerprint: str, stale_before: str) -> tuple[int, bytes] | None:
         """None if the caller now owns the key and runs the request; else the
         stored answer (status, body). Raises IdempotencyKeyReused for another
         request's key, IdempotencyKeyInUse while its first request runs (a
@@ -253,13 +306,11 @@ class Repository:
                 return None
             raise domain.IdempotencyKeyInUse()
 
-    def finish_key(self, key: str, status: int, body: bytes, conn=None) -> None:
-        """Stores a claimed key's answer, in `conn`'s transaction if given."""
-        if conn is not None:
-            conn.execute(self._sql["finish_key"], (status, body, key))
-            return
-        with self.db.transaction() as own:
-            own.execute(self._sql["finish_key"], (status, body, key))
+    def finish_key(self, answer: KeyAnswer) -> None:
+        """Stores a claimed key's answer on its own (a refusal: nothing else
+        was written); a success is stored by transition()."""
+        with self.db.transaction() as conn:
+            conn.execute(self._sql["finish_key"], (answer.status, answer.body, answer.key))
 
     def release_key(self, key: str) -> None:
         """Forgets an unfinished claim, so that a retry runs the request."""
@@ -270,32 +321,66 @@ class Repository:
         with self.db.transaction() as conn:
             return conn.execute(self._sql["prune_keys"], (before,)).rowcount
 
-    # -- balances ------------------------------------------------------------
+    # -- the whole database, in one snapshot -----------------------------------
 
-    def _balances(self, conn, user_id: str, currency: str) -> dict[str, dict]:
-        rows = conn.execute(self._sql["balance_rows"], (user_id, currency, user_id, currency)).fetchall()
-        return balances_from_rows(rows)
+    @contextmanager
+    def snapshot(self) -> Iterator[Snapshot]:
+        """A consistent read of the whole database (the audit, the export, copy-data)."""
+        with self.db.snapshot() as stream:
+            yield Snapshot(stream)
+
+    def is_empty(self, conn) -> bool:
+        """Whether no table copy-data fills holds a row, read in `conn`'s transaction."""
+        return not any(conn.execute(self._sql[f"count_{table}"]).fetchone()[0] for table in TABLES)
 
 
-_ZERO_BALANCE = {"available": Decimal(0)}
+class Snapshot:
+    """The streamed whole-database reads of one consistent snapshot."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def credits(self):
+        """(user_id, currency, amount) of every credit."""
+        return self._stream(SQL["audit_credits"])
+
+    def payouts(self):
+        """(id, user_id, amount, currency, status, tx_hash) of every payout, by id."""
+        return self._stream(SQL["audit_payouts"])
+
+    def events(self):
+        """(payout_id, from_status, to_status) of every event, by payout then id."""
+        return self._stream(SQL["audit_events"])
+
+    def settlements(self, *, status=None, since=None, until=None) -> Iterator[dict]:
+        """Payouts of SETTLEMENT_COLUMNS, newest first, filtered on status and
+        on the time of the last change (since inclusive, until exclusive)."""
+        clause, params = where({"status": status, "since": since, "until": until})
+        for row in self._stream(SQL["settlements"].replace("{where}", clause), params):
+            yield _with_text_amount(dict(zip(SETTLEMENT_COLUMNS, row)))
+
+    def table(self, table: str, batch: int) -> Iterator[list[tuple]]:
+        """Every row of one of TABLES in its order, in lists of at most
+        `batch`, amounts as exact text whichever dialect read them."""
+        columns, _order = TABLES[table]
+        amount = columns.index("amount") if "amount" in columns else None
+        rows = self._stream(SQL[f"copy_{table}"])
+        while chunk := rows.fetchmany(batch):
+            if amount is None:
+                yield [tuple(row) for row in chunk]
+            else:
+                yield [(*row[:amount], domain.format_amount(row[amount]), *row[amount + 1:]) for row in chunk]
 
 
-def balances_from_rows(rows) -> dict[str, dict]:
-    """{currency: {earned, reserved, sent, available}} as Decimals, from
-    (currency, kind, amount, count) rows where kind is 'credit' or a payout status."""
-    parts: dict[str, dict[str, list]] = {}
+def balances_from_rows(rows) -> dict[str, domain.Balance]:
+    """Each currency's balance, from (currency, kind, amount, count) rows
+    where kind is 'credit' or a payout status."""
+    balances: dict[str, domain.Balance] = {}
     for currency, kind, amount, _count in rows:
-        bucket = "earned" if kind == "credit" else "reserved" if kind in domain.RESERVING else kind
-        parts.setdefault(currency, {}).setdefault(bucket, []).append(Decimal(amount))
-    result = {}
-    for currency, buckets in parts.items():
-        sums = {name: domain.money_sum(buckets.get(name, ())) for name in ("earned", "reserved", "sent")}
-        sums["available"] = domain.available(sums["earned"], sums["reserved"], sums["sent"])
-        result[currency] = sums
-    return result
+        balances.setdefault(currency, domain.Balance()).add(kind, Decimal(amount))
+    return balances
 
 
-def _payout(row) -> dict:
-    payout = dict(zip(PAYOUT_COLUMNS, row))
-    payout["amount"] = domain.format_amount(payout["amount"])
-    return payout
+def _with_text_amount(record: dict) -> dict:
+    record["amount"] = domain.format_amount(record["amount"])
+    return record

@@ -1,16 +1,19 @@
 """The route table as data, and matching on ``PATH_INFO``.
 
-A ``{name}`` segment matches any non-empty segment; handlers validate it after
-the token check, so a malformed id is a 400, never a 404. Matching collects
-the methods of every route whose path matched, so 404 and 405 fall out of one
-pass.
+A route names its handler and the reader (``inputs.py``) that takes the
+handler's values from the request. A ``{name}`` segment matches any
+non-empty segment; readers validate it after the token check, so a malformed
+id is a 400, never a 404. Matching collects the methods of every route whose
+path matched, so 404 and 405 fall out of one pass.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from . import handlers, inputs
 from .errors import MethodNotAllowed, NotFound
 
 
@@ -18,7 +21,8 @@ from .errors import MethodNotAllowed, NotFound
 class Route:
     method: str
     template: str
-    handler: str
+    handler: Callable
+    reads: Callable[[dict, dict[str, str]], dict] = inputs.nothing
     auth: bool = True
 
     def pattern(self) -> re.Pattern:
@@ -29,15 +33,15 @@ class Route:
 
 
 ROUTES = (
-    Route("POST", "/v1/admin/referrals/payouts/{payout_id}/failed", "mark_failed"),
-    Route("POST", "/v1/admin/referrals/payouts/{payout_id}/sent", "mark_sent"),
-    Route("POST", "/v1/admin/referrals/payouts/{payout_id}/processing", "mark_processing"),
-    Route("GET", "/v1/admin/referrals/payouts", "list_payouts"),
-    Route("GET", "/v1/admin/referrals/payouts/{payout_id}/events", "payout_events"),
-    Route("GET", "/v1/admin/referrals/users/{user_id}", "user_view"),
-    Route("GET", "/v1/admin/openapi.json", "openapi", auth=False),
-    Route("GET", "/healthz", "healthz", auth=False),
-    Route("GET", "/readyz", "readyz", auth=False),
+    Route("POST", "/v1/admin/referrals/payouts/{payout_id}/failed", handlers.mark_failed, inputs.action),
+    Route("POST", "/v1/admin/referrals/payouts/{payout_id}/sent", handlers.mark_sent, inputs.action),
+    Route("POST", "/v1/admin/referrals/payouts/{payout_id}/processing", handlers.mark_processing, inputs.action),
+    Route("GET", "/v1/admin/referrals/payouts", handlers.list_payouts, inputs.query),
+    Route("GET", "/v1/admin/referrals/payouts/{payout_id}/events", handlers.payout_events, inputs.payout),
+    Route("GET", "/v1/admin/referrals/users/{user_id}", handlers.user_view, inputs.user),
+    Route("GET", "/v1/admin/openapi.json", handlers.openapi, auth=False),
+    Route("GET", "/healthz", handlers.healthz, auth=False),
+    Route("GET", "/readyz", handlers.readyz, auth=False),
 )
 
 
@@ -57,4 +61,4 @@ class Router:
             allowed.append(route.method)
         if allowed:
             raise MethodNotAllowed(tuple(sorted(set(allowed))))
-        raise NotFound("not_found")
+        raise NotFound()
