@@ -6,7 +6,7 @@ BIND ?= 127.0.0.1:8000
 DATABASE := var/triport.sqlite3
 DEV_TOKEN_FILE := var/dev-admin-token
 
-.PHONY: run test bench clean
+.PHONY: run check test bench clean
 
 # One stamp per set of extras: a second `make test` installs nothing.
 $(VENV)/.run-stamp: setup.cfg pyproject.toml
@@ -45,7 +45,12 @@ run: $(VENV)/.run-stamp $(DEV_TOKEN_FILE)
 	echo; \
 	TRIPORT_DATABASE=$(DATABASE) TRIPORT_ADMIN_TOKEN="$$TOKEN" exec $(BIN)/triport-payouts serve --bind $(BIND) --workers 2
 
-test: $(VENV)/.test-stamp
+# Lint (with complexity checks) and types, configured in pyproject.toml.
+check: $(VENV)/.test-stamp
+	$(BIN)/ruff check triport_payouts
+	$(BIN)/mypy
+
+test: check
 	$(BIN)/python -m pytest
 
 # Not part of `make test`: about 13 minutes; needs wrk (apt-get install wrk).

@@ -52,7 +52,7 @@ def seed(path: Path, payouts: int, users: int) -> tuple[list[str], float]:
 def schema_key() -> str:
     """What a seeded database depends on: the schema and the code that seeds it."""
     digest = hashlib.sha256()
-    for name in ("sql/sqlite.sql", "repository.py", "domain.py"):
+    for name in ("db/sql/sqlite.sql", "repository.py", "domain.py", "demo.py"):
         digest.update((ROOT / "triport_payouts" / name).read_bytes())
     return digest.hexdigest()[:10]
 

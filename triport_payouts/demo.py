@@ -64,7 +64,7 @@ def utc_stamps(count: int, now: datetime.datetime | None = None) -> list[str]:
     microsecond apart, the last one `now` (an aware time; by default the
     current one)."""
     if now is None:
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
     elif now.utcoffset() is None:
         raise ValueError("now must be an aware time")
     last = (now - _EPOCH) // _MICROSECOND
@@ -78,7 +78,7 @@ def utc_stamps(count: int, now: datetime.datetime | None = None) -> list[str]:
     return stamps
 
 
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 _MICROSECOND = datetime.timedelta(microseconds=1)
 
 

@@ -136,7 +136,7 @@ def parse_currency(text: str) -> str:
     return text
 
 
-def is_clean_text(text: str, max_length: int) -> bool:
+def is_clean_text(text: object, max_length: int) -> bool:
     """Printable, non-blank, at most max_length characters: what the database stores as names."""
     return isinstance(text, str) and 0 < len(text) <= max_length and text.isprintable() and not text.isspace()
 
@@ -195,4 +195,4 @@ TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 def utcnow() -> str:
     """Now as RFC 3339 UTC with exactly six fractional digits: sorts as text."""
     # isoformat is several times faster than strftime; "+00:00" becomes "Z".
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds")[:-6] + "Z"
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds")[:-6] + "Z"

@@ -22,8 +22,8 @@ def parse_time(text: str) -> str:
     except ValueError:
         raise domain.InvalidField(f"not an RFC 3339 time: {text!r}") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.timezone.utc)
-    return moment.astimezone(datetime.timezone.utc).strftime(domain.TIME_FORMAT)
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.astimezone(datetime.UTC).strftime(domain.TIME_FORMAT)
 
 
 def export(repo: Repository, out, fmt: str, status=None, since=None, until=None) -> int:

@@ -181,7 +181,11 @@ class Response:
     @classmethod
     def refusal(cls, exc: DomainError) -> Response:
         """The answer to a domain refusal (an unmapped one is a 500)."""
-        return _refusal_response(type(exc))
+        kind = type(exc)
+        response = _REFUSALS.get(kind)
+        if response is None:
+            response = _REFUSALS[kind] = cls.error(from_domain(exc))
+        return response
 
     def start(self, start_response) -> list[bytes]:
         """Calls start_response once; returns the WSGI body iterable."""
@@ -196,9 +200,8 @@ def _error_response(status: int, tag: str, headers: tuple) -> Response:
     return Response.json(status, {"error": tag}, headers)
 
 
-@functools.lru_cache(maxsize=64)
-def _refusal_response(kind: type) -> Response:
-    return Response.error(from_domain(kind()))
+# One answer per kind of refusal, encoded once: every 409 is one of a handful.
+_REFUSALS: dict[type[DomainError], Response] = {}
 
 
 # The answer of every successful action and health check, encoded once.

@@ -57,4 +57,4 @@ def prune(repository, older_than: datetime.timedelta = KEEP) -> int:
 
 
 def _ago(delta: datetime.timedelta) -> str:
-    return (datetime.datetime.now(datetime.timezone.utc) - delta).strftime(domain.TIME_FORMAT)
+    return (datetime.datetime.now(datetime.UTC) - delta).strftime(domain.TIME_FORMAT)

@@ -121,7 +121,8 @@ FILTERS = {
 def where(given: Mapping[str, object]) -> tuple[str, list]:
     """The WHERE clause (or "") of the FILTERS whose value is not None, and
     their parameters; a tuple value fills several."""
-    clauses, params = [], []
+    clauses: list[str] = []
+    params: list = []
     for name, value in given.items():
         if value is None:
             continue

@@ -130,7 +130,7 @@ class Database(abc.ABC):
         of (user, currency) until the transaction ends."""
 
     @abc.abstractmethod
-    def bulk_insert(self, conn: Any, table: str, columns: Sequence[str], rows: Iterable[Sequence]) -> None:
+    def bulk_insert(self, conn: Any, table: str, columns: tuple[str, ...], rows: Iterable[Sequence]) -> None:
         """Inserts rows inside `conn`'s write transaction, as fast as the dialect can."""
 
     # -- the schema ----------------------------------------------------------
