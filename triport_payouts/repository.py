@@ -86,7 +86,7 @@ SQL = {
         "INSERT INTO idempotency_keys (key, fingerprint, status, body, created_at, claimed_at)"
         " VALUES (?, ?, NULL, NULL, ?, ?) ON CONFLICT (key) DO NOTHING"
     ),
-    "get_key": "SELECT fingerprint, status, body, claimed_at FROM idempotency_keys WHERE key = ?",
+    "get_key": "SELECT fingerprint, status, body FROM idempotency_keys WHERE key = ?",
     "take_over_key": (
         "UPDATE idempotency_keys SET claimed_at = ? WHERE key = ? AND status IS NULL AND claimed_at < ?"
     ),
@@ -298,7 +298,7 @@ class Repository:
         with self.db.transaction() as conn:
             if conn.execute(self._sql["claim_key"], (key, fingerprint, now, now)).rowcount == 1:
                 return None
-            stored_fingerprint, status, body, claimed_at = conn.execute(self._sql["get_key"], (key,)).fetchone()
+            stored_fingerprint, status, body = conn.execute(self._sql["get_key"], (key,)).fetchone()
             if stored_fingerprint != fingerprint:
                 raise domain.IdempotencyKeyReused()
             if status is not None:
