@@ -13,10 +13,10 @@ SDK_PACKAGING := $(SDK)/setup.cfg $(SDK)/pyproject.toml $(SDK)/triport/_version.
 .PHONY: run test bench clean
 
 # One stamp per set of extras: a second `make test` installs nothing.
-$(VENV)/.run-stamp: setup.cfg pyproject.toml
+$(VENV)/.run-stamp: setup.cfg pyproject.toml $(SDK_PACKAGING)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e . -e ./$(SDK)
 	touch $@
 
 $(VENV)/.test-stamp: setup.cfg pyproject.toml $(SDK_PACKAGING)
