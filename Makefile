@@ -5,20 +5,24 @@ BIN := $(VENV)/bin
 BIND ?= 127.0.0.1:8000
 DATABASE := var/triport.sqlite3
 DEV_TOKEN_FILE := var/dev-admin-token
+# The Python client is its own distribution, triport-sdk; a change to its
+# packaging or its version (triport/_version.py) reinstalls it.
+SDK := sdk/python
+SDK_PACKAGING := $(SDK)/setup.cfg $(SDK)/pyproject.toml $(SDK)/triport/_version.py
 
 .PHONY: run check test bench clean
 
 # One stamp per set of extras: a second `make test` installs nothing.
-$(VENV)/.run-stamp: setup.cfg pyproject.toml
+$(VENV)/.run-stamp: setup.cfg pyproject.toml $(SDK_PACKAGING)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e . -e ./$(SDK)
 	touch $@
 
-$(VENV)/.test-stamp: setup.cfg pyproject.toml
+$(VENV)/.test-stamp: setup.cfg pyproject.toml $(SDK_PACKAGING)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test]' -e ./$(SDK)
 	touch $@
 
 $(VENV)/.bench-stamp: setup.cfg pyproject.toml
@@ -59,4 +63,4 @@ bench: $(VENV)/.bench-stamp
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) var build *.egg-info
+	rm -rf $(VENV) var build *.egg-info $(SDK)/build $(SDK)/*.egg-info
