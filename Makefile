@@ -51,8 +51,9 @@ run: $(VENV)/.run-stamp $(DEV_TOKEN_FILE)
 
 # Lint (with complexity checks) and types, configured in pyproject.toml.
 check: $(VENV)/.test-stamp
-	$(BIN)/ruff check triport_payouts
+	$(BIN)/ruff check triport_payouts $(SDK)/triport
 	$(BIN)/mypy
+	$(BIN)/mypy $(SDK)/triport
 
 test: check
 	$(BIN)/python -m pytest

@@ -13,6 +13,7 @@ What is retried:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -90,12 +91,12 @@ class Transport:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self._headers = {
-            "X-Admin-Token": admin_token.encode("utf-8"),  # the server compares UTF-8 bytes
+            "X-Admin-Token": _utf8_header(admin_token),  # the server compares UTF-8 bytes
             "Accept": "application/json",
             "User-Agent": f"triport-sdk-python/{__version__}",
         }
         if actor is not None:
-            self._headers["X-Admin-Actor"] = actor.encode("utf-8")
+            self._headers["X-Admin-Actor"] = _utf8_header(actor)
         self._opener = urllib.request.build_opener(_NoRedirect)
 
     def __repr__(self) -> str:
@@ -149,10 +150,8 @@ class Transport:
     def _pause(self, attempt, retry_after, method, path, reason):
         delay = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
         delay = random.uniform(delay / 2, delay)
-        try:
+        with contextlib.suppress(TypeError, ValueError):  # no Retry-After, or not a number of seconds
             delay = max(delay, min(float(retry_after), self.max_backoff))
-        except (TypeError, ValueError):
-            pass
         log.info("retrying %s %s in %.2fs (attempt %d of %d failed: %s)",
                  method, path, delay, attempt, self.max_attempts, reason)
         time.sleep(delay)
@@ -179,3 +178,9 @@ def _json(status, raw, method, path, extra):
         return json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise error_from_answer(status, raw, method, path, **extra) from None
+
+
+def _utf8_header(text: str) -> str:
+    """A header value whose bytes on the wire are `text` in UTF-8: http.client
+    sends a str header as Latin-1, one byte per character."""
+    return text.encode("utf-8").decode("latin-1")

@@ -209,7 +209,7 @@ __all__ = [
 
 def error_for(tag: str | None) -> type[TriportError]:
     """The exception class of a tag; ``TriportError`` for an unknown one."""
-    return ERROR_CLASSES.get(tag, TriportError)
+    return ERROR_CLASSES.get(tag, TriportError) if tag is not None else TriportError
 
 
 def tag_of(body: bytes) -> str | None:

@@ -6,6 +6,7 @@ every value and answers a malformed one with its own error class.
 
 from __future__ import annotations
 
+import builtins
 import urllib.parse
 import uuid
 from collections.abc import Iterator
@@ -69,7 +70,7 @@ class Payouts:
         query = {"status": status, "user_id": user_id, "limit": limit}
         return _Pages(self._transport, query)
 
-    def events(self, payout_id: str) -> list[dict]:
+    def events(self, payout_id: str) -> builtins.list[dict]:
         """The payout's audit events, oldest first."""
         return self._transport.get(f"{PAYOUTS}/{_segment(payout_id, 'payout_id')}/events")["events"]
 
