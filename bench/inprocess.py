@@ -224,7 +224,7 @@ def routes(
     for label in labels:
         app, conn = apps[label], raws[label]
         cursor = deep_cursor(app, token, deep_rows)
-        after = app.cursors.decode(cursor, (None, None))
+        after = app.services.cursors.decode(cursor, (None, None))
 
         def raw_first(n, conn=conn):
             start = time.perf_counter()

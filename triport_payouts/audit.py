@@ -103,4 +103,7 @@ def _amount(value, what: str, report: Report) -> Decimal:
 
 
 def _balance(balances, user_id: str, currency: str) -> domain.Balance:
-    return balances.setdefault((user_id, currency), domain.Balance())
+    balance = balances.get((user_id, currency))
+    if balance is None:
+        balance = balances[user_id, currency] = domain.Balance()
+    return balance

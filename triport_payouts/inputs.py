@@ -8,7 +8,7 @@ never the environ, and can be called without WSGI.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from . import domain, http
 from .errors import InvalidActor, InvalidIdempotencyKey
@@ -16,9 +16,9 @@ from .errors import InvalidActor, InvalidIdempotencyKey
 MAX_IDEMPOTENCY_KEY = 255
 
 
-@dataclass(frozen=True)
-class Action:
-    """A POST action on one payout, checked up to its fields."""
+class Action(NamedTuple):
+    """A POST action on one payout, checked up to its fields (a tuple: made
+    on every action, and a frozen dataclass costs a microsecond to make)."""
 
     payout_id: str
     actor: str | None

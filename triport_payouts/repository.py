@@ -184,9 +184,12 @@ class Repository:
     def payout_page(self, *, status=None, user_id=None, limit: int, after=None) -> tuple[list[str], tuple | None]:
         """One page, newest first: (each payout as its JSON text, the key of
         the last one if more follow)."""
-        given = {"status": status, "user_id": user_id, "after": after}
-        flags = "".join("0" if value is None else "1" for value in given.values())
-        _, params = where(given)
+        # The parameters of _LIST_FILTERS in order, as where() would give them
+        # (not called here: a page is a hot path and its statement is made already).
+        flags = f"{status is not None:d}{user_id is not None:d}{after is not None:d}"
+        params: list = [value for value in (status, user_id) if value is not None]
+        if after is not None:
+            params.extend(after)
         params.append(limit + 1)
         rows = self.db.connection().execute(self._sql["list" + flags], params).fetchall()
         last = tuple(rows[limit - 1][1:]) if len(rows) > limit else None
@@ -378,7 +381,10 @@ def balances_from_rows(rows) -> dict[str, domain.Balance]:
     where kind is 'credit' or a payout status."""
     balances: dict[str, domain.Balance] = {}
     for currency, kind, amount, _count in rows:
-        balances.setdefault(currency, domain.Balance()).add(kind, Decimal(amount))
+        balance = balances.get(currency)
+        if balance is None:
+            balance = balances[currency] = domain.Balance()
+        balance.add(kind, Decimal(amount))
     return balances
 
 
