@@ -6,6 +6,10 @@ from __future__ import annotations
 
 from . import domain
 
+# Seconds a client should wait before retrying a 503: the database is down
+# or stopped, which does not clear in a moment.
+RETRY_AFTER = 30
+
 
 class ApiError(Exception):
     """An error the client sees as ``{"error": tag}`` with ``status``."""
@@ -46,7 +50,12 @@ class Unprocessable(ApiError):
 
 
 class ServiceUnavailable(ApiError):
+    """Always with Retry-After."""
+
     status = 503
+
+    def __init__(self, tag: str):
+        super().__init__(tag, (("Retry-After", str(RETRY_AFTER)),))
 
 
 class Internal(ApiError):
