@@ -1,8 +1,8 @@
 """The command line, ``triport-payouts`` (or ``python -m triport_payouts``).
 
 Exit status: 0 done; 1 refused (by the domain, or the database cannot be
-used), with one line on stderr; 2 usage error. No traceback for any expected
-error.
+used now: down, its disk full), with one line on stderr; 2 usage error. No
+traceback for any expected error.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 
 from . import audit, demo, domain, export, gunicorn_conf, idempotency
 from .config import Config
-from .db import DatabaseUnavailable, open_database
+from .db import DatabaseUnavailable, StorageFull, open_database
 from .repository import Repository
 from .copydata import copy_database
 
@@ -33,6 +33,8 @@ def main(argv=None, environ=None) -> int:
         return args.command(args, Repository(db), config) or 0
     except domain.DomainError as exc:
         return _refuse(str(exc))
+    except StorageFull as exc:
+        return _refuse(f"storage full: {exc}; nothing was changed: free some space and run it again")
     except DatabaseUnavailable as exc:
         return _refuse(f"database unavailable: {exc}")
     except db.errors as exc:

@@ -1,13 +1,15 @@
 """The API's errors: a status and a tag each, and the one mapping from domain
-exceptions to them. The app turns any of these into ``{"error": tag}``.
+and database exceptions to them. The app turns any of these into
+``{"error": tag}``.
 """
 
 from __future__ import annotations
 
 from . import domain
+from .db import StorageFull
 
 # Seconds a client should wait before retrying a 503: the database is down
-# or stopped, which does not clear in a moment.
+# or stopped, or its disk full, none of which clears in a moment.
 RETRY_AFTER = 30
 
 
@@ -76,3 +78,8 @@ def from_domain(exc: domain.DomainError) -> ApiError:
     """The API error for a domain refusal; unmapped ones are internal errors."""
     kind, tag = _FROM_DOMAIN.get(type(exc), (Internal, "internal"))
     return kind(tag)
+
+
+def from_database(exc: BaseException) -> ApiError:
+    """The API error for one of the database's ``unavailable_errors``."""
+    return ServiceUnavailable("storage_full" if isinstance(exc, StorageFull) else "database_unavailable")

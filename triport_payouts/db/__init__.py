@@ -6,9 +6,9 @@ their schema files (``sql/``), and opening the database a
 
 from __future__ import annotations
 
-from .base import SCHEMA_TABLES, Database, DatabaseUnavailable, first_line
+from .base import SCHEMA_TABLES, Database, DatabaseUnavailable, StorageFull, first_line
 
-__all__ = ["SCHEMA_TABLES", "Database", "DatabaseUnavailable", "first_line", "open_database"]
+__all__ = ["SCHEMA_TABLES", "Database", "DatabaseUnavailable", "StorageFull", "first_line", "open_database"]
 
 
 def open_database(url: str) -> Database:

@@ -11,7 +11,7 @@ import os
 import sqlite3
 from contextlib import contextmanager
 
-from .base import SCHEMA_TABLES, Database, DatabaseUnavailable, schema_text
+from .base import SCHEMA_TABLES, Database, DatabaseUnavailable, StorageFull, schema_text
 
 log = logging.getLogger("triport_payouts")
 
@@ -111,7 +111,7 @@ class SQLiteDatabase(Database):
             else:
                 conn.execute("PRAGMA synchronous = FULL")  # in memory, say: COMMIT syncs
         except sqlite3.Error as exc:
-            raise DatabaseUnavailable(f"cannot open {self.path}: {exc}") from exc
+            raise self._not_now(exc) or DatabaseUnavailable(f"cannot open {self.path}: {exc}") from exc
         return conn
 
     @contextmanager
@@ -133,6 +133,9 @@ class SQLiteDatabase(Database):
         covers every commit written before it. Readers may see a commit a sync
         before it is durable; a write built on it is durable only with it, as
         the log is replayed in order.
+
+        Raises StorageFull when the disk is full: SQLite wrote nothing visible
+        and the transaction is rolled back, so a retry is safe.
         """
         conn = self.connection()
         self._refuse_after_failed_sync()
@@ -148,10 +151,31 @@ class SQLiteDatabase(Database):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+        except sqlite3.OperationalError as exc:
+            error = self._not_now(exc)
+            if error is None:
+                raise
+            raise error from exc
         finally:
             if lock is not None:
                 fcntl.flock(lock, fcntl.LOCK_UN)
         self._sync(conn)
+
+    def _not_now(self, exc: sqlite3.Error) -> DatabaseUnavailable | None:
+        """The error meaning "not now" for a driver's error, else None.
+
+        SQLITE_FULL: a write to the database or its log found the disk full
+        (ENOSPC); SQLite undid the transaction, and the same write succeeds
+        once there is room. SQLITE_IOERR_SHMSIZE: opening the database could
+        not size its -shm file, what a full disk does to the first connection
+        (later ones use the file already there, and can still read).
+        """
+        code = getattr(exc, "sqlite_errorcode", None)  # not on errors the sqlite3 module makes itself
+        if code is None:
+            return None
+        if code & 0xFF == sqlite3.SQLITE_FULL or code == sqlite3.SQLITE_IOERR_SHMSIZE:
+            return StorageFull(f"no space left on the disk of {self.path}: {exc}")
+        return None
 
     # -- when the disk fails to sync the log ----------------------------------
     #
@@ -161,6 +185,14 @@ class SQLiteDatabase(Database):
     # sync stops this database for good: this process at once, every other
     # process at its next write or connection, through a file beside the
     # database that only an operator removes.
+    #
+    # A full disk is not that: SQLite meets it writing the log at COMMIT
+    # (SQLITE_FULL, before anything is visible; see _not_now). On tmpfs and on
+    # ext4, which reserves blocks when they are written, it is that write
+    # that fails, never fdatasync (seen with strace). A filesystem that
+    # allocates only at writeback (NFS, thin provisioning) may fail the sync
+    # with ENOSPC instead; the commit is visible by then and its pages may be
+    # dropped as after any failed writeback, so that too stops the database.
 
     def _sync(self, conn) -> None:
         try:
@@ -230,7 +262,14 @@ class SQLiteDatabase(Database):
 
     def init_schema(self) -> None:
         conn = self.connection()
-        conn.executescript(schema_text(self.dialect))
+        try:
+            # Statement by statement (IF NOT EXISTS): after a failure, running it again completes it.
+            conn.executescript(schema_text(self.dialect))
+        except sqlite3.OperationalError as exc:
+            error = self._not_now(exc)
+            if error is None:
+                raise
+            raise error from exc
         self._sync(conn)
 
     def has_schema(self) -> bool:
