@@ -1,8 +1,8 @@
 """The command line, ``triport-payouts`` (or ``python -m triport_payouts``).
 
 Exit status: 0 done; 1 refused (by the domain, or the database cannot be
-used now: down, its disk full), with one line on stderr; 2 usage error. No
-traceback for any expected error.
+used now: down, locked, its disk full), with one line on stderr; 2 usage
+error. No traceback for any expected error.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 
 from . import audit, demo, domain, export, gunicorn_conf, idempotency
 from .config import Config
-from .db import DatabaseUnavailable, StorageFull, open_database
+from .db import StorageFull, first_line, open_database
 from .repository import Repository
 from .copydata import copy_database
 
@@ -35,10 +35,10 @@ def main(argv=None, environ=None) -> int:
         return _refuse(str(exc))
     except StorageFull as exc:
         return _refuse(f"storage full: {exc}; nothing was changed: free some space and run it again")
-    except DatabaseUnavailable as exc:
-        return _refuse(f"database unavailable: {exc}")
+    except db.unavailable_errors as exc:
+        return _refuse(f"database unavailable: {first_line(exc)}")
     except db.errors as exc:
-        return _refuse(f"database error: {exc}")
+        return _refuse(f"database error: {first_line(exc)}")
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, as other tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

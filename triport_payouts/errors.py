@@ -8,8 +8,8 @@ from __future__ import annotations
 from . import domain
 from .db import StorageFull
 
-# Seconds a client should wait before retrying a 503: the database is down
-# or stopped, or its disk full, none of which clears in a moment.
+# Seconds a client should wait before retrying a 503: the database is down,
+# locked, or its disk full, none of which clears in a moment.
 RETRY_AFTER = 30
 
 

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 
 class DatabaseUnavailable(Exception):
-    """the database cannot be reached"""
+    """the database cannot be reached, or is locked past the wait allowed"""
 
 
 class StorageFull(DatabaseUnavailable):
@@ -122,7 +122,8 @@ class Database(abc.ABC):
     def transaction(self) -> AbstractContextManager[Any]:
         """A write transaction on this thread's connection, yielded: commits
         on success (and returns only once the commit is durable), rolls back
-        and re-raises otherwise. A full disk is raised as StorageFull."""
+        and re-raises otherwise. A full disk is raised as StorageFull, and a
+        lock not granted in time as DatabaseUnavailable."""
 
     @abc.abstractmethod
     def snapshot(self) -> AbstractContextManager[Stream]:

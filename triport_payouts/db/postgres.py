@@ -3,8 +3,9 @@ for several app hosts sharing one database.
 
 Each thread of each worker process keeps one connection, opened on first use
 (after gunicorn forks) and replaced when it breaks; a database that cannot
-be reached is ``DatabaseUnavailable``, and a full disk met by a write
-``StorageFull``, which the app answers with 503.
+be reached (or a lock or statement that times out: psycopg's
+``OperationalError``) is ``DatabaseUnavailable``, and a full disk met by a
+write ``StorageFull``, which the app answers with 503.
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ from .base import SCHEMA_TABLES, Database, DatabaseUnavailable, StorageFull, fir
 
 CONNECT_TIMEOUT = 5  # seconds: a down database answers 503 quickly, not never
 STATEMENT_TIMEOUT_MS = 15_000
+# Seconds a statement waits for a lock (a row another session holds FOR
+# UPDATE, a LOCK TABLE) before failing with LockNotAvailable: the app's own
+# transactions hold theirs for milliseconds, so a wait this long is a stuck
+# session, answered 503 well before the statement timeout.
+LOCK_TIMEOUT = 5.0
 # Any 64-bit number: the key of init-db's advisory lock.
 _SCHEMA_LOCK = 7_405_118_022
 
@@ -45,17 +51,19 @@ class PostgresDatabase(Database):
         ),
     }
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, lock_timeout: float | None = None):
         super().__init__()
         params = conninfo_to_dict(url)
         # For messages: where the database is, never the URL (it may hold a password).
         dbname = params.get("dbname") or params.get("user") or "(default)"  # libpq's default: the user's name
         self.name = f"{dbname} on {params.get('host') or 'localhost'}"
+        lock_timeout_ms = round(1000 * (LOCK_TIMEOUT if lock_timeout is None else lock_timeout))
         # Keep any options the URL has (a search_path, say) and add ours.
         self._conninfo = make_conninfo(
             url,
             connect_timeout=CONNECT_TIMEOUT,
-            options=f"{params.get('options', '')} -c statement_timeout={STATEMENT_TIMEOUT_MS}".strip(),
+            options=(f"{params.get('options', '')} -c statement_timeout={STATEMENT_TIMEOUT_MS}"
+                     f" -c lock_timeout={lock_timeout_ms}").strip(),
         )
 
     def __repr__(self) -> str:

@@ -9,11 +9,16 @@ import fcntl
 import logging
 import os
 import sqlite3
+import time
 from contextlib import contextmanager
 
 from .base import SCHEMA_TABLES, Database, DatabaseUnavailable, StorageFull, schema_text
 
 log = logging.getLogger("triport_payouts")
+
+# Seconds a writer waits for the write lock held by a connection outside the
+# writers' queue (the sqlite3 shell, a backup) before giving up: 503.
+BUSY_TIMEOUT = 10.0
 
 
 class _LockingConnection(sqlite3.Connection):
@@ -68,10 +73,10 @@ class SQLiteDatabase(Database):
     unavailable_errors = (DatabaseUnavailable,)
     PRAGMAS = ("PRAGMA foreign_keys = ON",)
 
-    def __init__(self, path: str, busy_timeout: float = 10.0):
+    def __init__(self, path: str, busy_timeout: float | None = None):
         super().__init__()
         self.path = path
-        self.busy_timeout = busy_timeout
+        self.busy_timeout = BUSY_TIMEOUT if busy_timeout is None else busy_timeout
         self._sync_failed: str | None = None  # why this database is no longer used
         # Checked before every write: the name is resolved once (realpath stats every component).
         self._sync_failed_marker = os.path.realpath(path) + ".sync-failed"
@@ -134,14 +139,16 @@ class SQLiteDatabase(Database):
         before it is durable; a write built on it is durable only with it, as
         the log is replayed in order.
 
-        Raises StorageFull when the disk is full: SQLite wrote nothing visible
-        and the transaction is rolled back, so a retry is safe.
+        Raises StorageFull when the disk is full, DatabaseUnavailable when the
+        write lock is not granted within the busy timeout: in both cases
+        SQLite wrote nothing visible and the transaction is rolled back, so a
+        retry is safe.
         """
         conn = self.connection()
         self._refuse_after_failed_sync()
         lock = conn.lock_fd
         if lock is not None:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._queue(lock)
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -161,6 +168,25 @@ class SQLiteDatabase(Database):
                 fcntl.flock(lock, fcntl.LOCK_UN)
         self._sync(conn)
 
+    def _queue(self, lock: int) -> None:
+        """Takes the writers' lock. A writer ahead waits up to the busy timeout
+        when a connection outside the queue holds SQLite's lock, and the queue
+        would add those waits up (five workers: 50 s, past gunicorn's 30 s
+        timeout, which kills the worker unanswered). So a writer that waited
+        longer than the busy timeout in the queue gives up at once, and none
+        waits much more than twice the busy timeout in all. Uncontended, this
+        is the one flock call it always was: the clock is read only to wait."""
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        queued = time.monotonic()
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if time.monotonic() - queued > self.busy_timeout:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            raise DatabaseUnavailable(self._locked())
+
     def _not_now(self, exc: sqlite3.Error) -> DatabaseUnavailable | None:
         """The error meaning "not now" for a driver's error, else None.
 
@@ -175,7 +201,13 @@ class SQLiteDatabase(Database):
             return None
         if code & 0xFF == sqlite3.SQLITE_FULL or code == sqlite3.SQLITE_IOERR_SHMSIZE:
             return StorageFull(f"no space left on the disk of {self.path}: {exc}")
+        if code & 0xFF == sqlite3.SQLITE_BUSY:
+            return DatabaseUnavailable(self._locked())
         return None
+
+    def _locked(self) -> str:
+        return (f"{self.path} is locked: another connection held its write lock"
+                f" past the busy timeout ({self.busy_timeout:g} s)")
 
     # -- when the disk fails to sync the log ----------------------------------
     #
