@@ -2,7 +2,8 @@
 
 Exit status: 0 done; 1 refused (by the domain, or the database cannot be
 used now: down, locked, its disk full), with one line on stderr; 2 usage
-error. No traceback for any expected error.
+error, or a PostgreSQL database without the ``postgres`` extra. No traceback
+for any expected error.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sys
 
 from . import audit, demo, domain, export, gunicorn_conf, idempotency
 from .config import Config
-from .db import StorageFull, first_line, open_database
+from .db import PostgresExtraMissing, StorageFull, first_line, open_database
 from .repository import Repository
 from .copydata import copy_database
 
@@ -28,7 +29,10 @@ def main(argv=None, environ=None) -> int:
     environ = os.environ if environ is None else environ
     args = _parser().parse_args(argv)
     config = Config.from_env(environ)
-    db = open_database(config.database)
+    try:
+        db = open_database(config.database)
+    except PostgresExtraMissing as exc:
+        return _usage_error(exc)
     try:
         return args.command(args, Repository(db), config) or 0
     except domain.DomainError as exc:
@@ -39,6 +43,8 @@ def main(argv=None, environ=None) -> int:
         return _refuse(f"database unavailable: {first_line(exc)}")
     except db.errors as exc:
         return _refuse(f"database error: {first_line(exc)}")
+    except PostgresExtraMissing as exc:  # copy-data --from a PostgreSQL database
+        return _usage_error(exc)
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, as other tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -48,6 +54,11 @@ def main(argv=None, environ=None) -> int:
 def _refuse(message: str) -> int:
     print(f"{PROG}: {message}", file=sys.stderr)
     return 1
+
+
+def _usage_error(exc: Exception) -> int:
+    print(f"{PROG}: {exc}", file=sys.stderr)
+    return 2
 
 
 def _print_json(value) -> None:
