@@ -8,6 +8,7 @@ import webtest
 
 from conftest import AUTH, PAYOUTS, TOKEN
 from triport_payouts import create_app
+from triport_payouts.errors import RETRY_AFTER
 
 UNKNOWN_ID = "6f1c2a4e-0000-4000-8000-000000000000"
 
@@ -82,6 +83,7 @@ def test_readyz_503_when_database_unusable(make_client, tmp_path, broken):
     res = make_client(broken(tmp_path)).get("/readyz", status=503)
     assert res.json == {"error": "database_unavailable"}
     assert res.headers["Content-Type"] == "application/json"
+    assert res.headers["Retry-After"] == str(RETRY_AFTER)
 
 
 @pytest.mark.parametrize("broken", BROKEN)
@@ -119,6 +121,7 @@ def test_admin_route_on_unopenable_database_is_503(make_client, tmp_path, method
     else:
         res = client.post_json(path, body, headers=AUTH, status=503)
     assert res.json == {"error": "database_unavailable"}
+    assert res.headers["Retry-After"] == str(RETRY_AFTER)
 
 
 @pytest.mark.parametrize(("method", "path", "body"), ADMIN_REQUESTS)

@@ -30,7 +30,8 @@ OPENAPI = "/v1/admin/openapi.json"
 UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
 
 # Every (status, tag) the contract (CONTRACT.md, with the /failed page) names,
-# and invalid_user_id, which the list adds for a malformed user_id filter.
+# invalid_user_id, which the list adds for a malformed user_id filter, and
+# storage_full, the database's disk full.
 CONTRACT_ERRORS = {
     (400, "invalid_user_id"),
     (400, "invalid_payout_id"), (400, "invalid_actor"), (400, "invalid_json"),
@@ -40,7 +41,7 @@ CONTRACT_ERRORS = {
     (404, "not_found"), (404, "payout_not_found"), (404, "user_not_found"),
     (405, "method_not_allowed"), (409, "payout_not_actionable"),
     (409, "idempotency_key_in_use"), (422, "idempotency_key_reused"),
-    (500, "internal"), (503, "database_unavailable"),
+    (500, "internal"), (503, "database_unavailable"), (503, "storage_full"),
 }
 
 

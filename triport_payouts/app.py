@@ -14,7 +14,7 @@ from . import http
 from .config import DEFAULT_DATABASE, Config
 from .db import first_line, open_database
 from .domain import DomainError
-from .errors import ApiError, Internal, ServiceUnavailable
+from .errors import ApiError, Internal, from_database
 from .handlers import Services
 from .http import Response
 from .pagination import Cursors
@@ -44,8 +44,11 @@ class App:
             if response.status == 500:
                 log.error("unmapped refusal on %r: %r", environ.get("PATH_INFO"), exc)
         except self._unavailable as exc:
-            log.warning("database unavailable: %s", first_line(exc))
-            response = Response.error(ServiceUnavailable())
+            # One line, no traceback: the cause is outside the app, and the
+            # line says it (a full disk's names the database).
+            error = from_database(exc)
+            log.warning("%s: %s", error.tag, first_line(exc))
+            response = Response.error(error)
         except Exception:
             # %r: a path may carry newlines that would forge log lines.
             log.exception("internal error on %r %r", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))

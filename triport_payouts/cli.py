@@ -1,8 +1,9 @@
 """The command line, ``triport-payouts`` (or ``python -m triport_payouts``).
 
 Exit status: 0 done; 1 refused (by the domain, or the database cannot be
-used), with one line on stderr; 2 usage error. No traceback for any expected
-error.
+used now: down, locked, its disk full), with one line on stderr; 2 usage
+error, or a PostgreSQL database without the ``postgres`` extra. No traceback
+for any expected error.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sys
 
 from . import audit, demo, domain, export, gunicorn_conf, idempotency
 from .config import Config
-from .db import DatabaseUnavailable, open_database
+from .db import PostgresExtraMissing, StorageFull, first_line, open_database
 from .repository import Repository
 from .copydata import copy_database
 
@@ -28,15 +29,22 @@ def main(argv=None, environ=None) -> int:
     environ = os.environ if environ is None else environ
     args = _parser().parse_args(argv)
     config = Config.from_env(environ)
-    db = open_database(config.database)
+    try:
+        db = open_database(config.database)
+    except PostgresExtraMissing as exc:
+        return _usage_error(exc)
     try:
         return args.command(args, Repository(db), config) or 0
     except domain.DomainError as exc:
         return _refuse(str(exc))
-    except DatabaseUnavailable as exc:
-        return _refuse(f"database unavailable: {exc}")
+    except StorageFull as exc:
+        return _refuse(f"storage full: {exc}; nothing was changed: free some space and run it again")
+    except db.unavailable_errors as exc:
+        return _refuse(f"database unavailable: {first_line(exc)}")
     except db.errors as exc:
-        return _refuse(f"database error: {exc}")
+        return _refuse(f"database error: {first_line(exc)}")
+    except PostgresExtraMissing as exc:  # copy-data --from a PostgreSQL database
+        return _usage_error(exc)
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, as other tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -46,6 +54,11 @@ def main(argv=None, environ=None) -> int:
 def _refuse(message: str) -> int:
     print(f"{PROG}: {message}", file=sys.stderr)
     return 1
+
+
+def _usage_error(exc: Exception) -> int:
+    print(f"{PROG}: {exc}", file=sys.stderr)
+    return 2
 
 
 def _print_json(value) -> None:

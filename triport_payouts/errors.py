@@ -1,5 +1,6 @@
 """The API's errors: a status and a tag each, and the one mapping from domain
-exceptions to them. The app turns any of these into ``{"error": tag}``.
+and database exceptions to them. The app turns any of these into
+``{"error": tag}``.
 
 Each class carries its default tag, so a tag is written once: raise
 ``InvalidJson()``, never ``BadRequest("invalid_json")``.
@@ -8,6 +9,11 @@ Each class carries its default tag, so a tag is written once: raise
 from __future__ import annotations
 
 from . import domain
+from .db import StorageFull
+
+# Seconds a client should wait before retrying a 503: the database is down,
+# locked, or its disk full, none of which clears in a moment.
+RETRY_AFTER = 30
 
 
 class ApiError(Exception):
@@ -95,8 +101,15 @@ class Unprocessable(ApiError):
 
 
 class ServiceUnavailable(ApiError):
+    """Always with Retry-After."""
+
     status = 503
     tag = "database_unavailable"
+    headers = (("Retry-After", str(RETRY_AFTER)),)
+
+
+class StorageFullError(ServiceUnavailable):
+    tag = "storage_full"
 
 
 class Internal(ApiError):
@@ -117,3 +130,8 @@ def from_domain(exc: domain.DomainError) -> ApiError:
     """The API error for a domain refusal; unmapped ones are internal errors."""
     kind, tag = _FROM_DOMAIN.get(type(exc), (Internal, Internal.tag))
     return kind(tag)
+
+
+def from_database(exc: BaseException) -> ApiError:
+    """The API error for one of the database's ``unavailable_errors``."""
+    return StorageFullError() if isinstance(exc, StorageFull) else ServiceUnavailable()

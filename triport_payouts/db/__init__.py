@@ -6,15 +6,32 @@ their schema files (``sql/``), and opening the database a
 
 from __future__ import annotations
 
-from .base import SCHEMA_TABLES, Database, DatabaseUnavailable, first_line
+from .base import SCHEMA_TABLES, Database, DatabaseUnavailable, StorageFull, first_line
 
-__all__ = ["SCHEMA_TABLES", "Database", "DatabaseUnavailable", "first_line", "open_database"]
+__all__ = [
+    "SCHEMA_TABLES", "Database", "DatabaseUnavailable", "PostgresExtraMissing", "StorageFull",
+    "first_line", "open_database",
+]
+
+INSTALL_POSTGRES = "pip install 'triport-payouts[postgres]'"
+
+
+class PostgresExtraMissing(Exception):
+    """a postgresql:// database needs psycopg, which cannot be imported"""
 
 
 def open_database(url: str) -> Database:
     """The database a ``TRIPORT_DATABASE`` value names: a SQLite path,
-    ``sqlite:///PATH``, or ``postgresql://...``."""
+    ``sqlite:///PATH``, or ``postgresql://...``. Opens no connection; raises
+    PostgresExtraMissing for PostgreSQL without its driver."""
     if url.startswith(("postgresql://", "postgres://")):
+        try:
+            import psycopg  # noqa: F401 - here, so that an ImportError of ours is not taken for it
+        except ImportError as exc:
+            # Not installed, or installed without a libpq it can use: the extra brings both.
+            raise PostgresExtraMissing(
+                f"{PostgresExtraMissing.__doc__} ({first_line(exc)}): {INSTALL_POSTGRES}"
+            ) from None
         from .postgres import PostgresDatabase
 
         return PostgresDatabase(url)

@@ -1,6 +1,7 @@
 """The storage interface every dialect implements (``sqlite.py``,
 ``postgres.py``), written down once, with what the dialects share: the
-unavailable-database error, connections per thread, and the schema files.
+errors meaning "not now" (the database unavailable, its disk full), connections
+per thread, and the schema files.
 
 A connection belongs to one thread of one process: it is opened lazily, after
 gunicorn forks its workers, and reopened when the process id changes.
@@ -18,7 +19,11 @@ from typing import Any, ClassVar
 
 
 class DatabaseUnavailable(Exception):
-    """the database cannot be reached"""
+    """the database cannot be reached, or is locked past the wait allowed"""
+
+
+class StorageFull(DatabaseUnavailable):
+    """the database's disk is full: the write was rolled back, nothing changed"""
 
 
 # The tables init-db creates; a database without all of them needs init-db.
@@ -117,7 +122,8 @@ class Database(abc.ABC):
     def transaction(self) -> AbstractContextManager[Any]:
         """A write transaction on this thread's connection, yielded: commits
         on success (and returns only once the commit is durable), rolls back
-        and re-raises otherwise."""
+        and re-raises otherwise. A full disk is raised as StorageFull, and a
+        lock not granted in time as DatabaseUnavailable."""
 
     @abc.abstractmethod
     def snapshot(self) -> AbstractContextManager[Stream]:

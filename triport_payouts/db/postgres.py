@@ -3,7 +3,9 @@ for several app hosts sharing one database.
 
 Each thread of each worker process keeps one connection, opened on first use
 (after gunicorn forks) and replaced when it breaks; a database that cannot
-be reached is ``DatabaseUnavailable``, which the app answers with 503.
+be reached (or a lock or statement that times out: psycopg's
+``OperationalError``) is ``DatabaseUnavailable``, and a full disk met by a
+write ``StorageFull``, which the app answers with 503.
 """
 
 from __future__ import annotations
@@ -14,10 +16,15 @@ from contextlib import contextmanager
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from .base import SCHEMA_TABLES, Database, DatabaseUnavailable, first_line, schema_text
+from .base import SCHEMA_TABLES, Database, DatabaseUnavailable, StorageFull, first_line, schema_text
 
 CONNECT_TIMEOUT = 5  # seconds: a down database answers 503 quickly, not never
 STATEMENT_TIMEOUT_MS = 15_000
+# Seconds a statement waits for a lock (a row another session holds FOR
+# UPDATE, a LOCK TABLE) before failing with LockNotAvailable: the app's own
+# transactions hold theirs for milliseconds, so a wait this long is a stuck
+# session, answered 503 well before the statement timeout.
+LOCK_TIMEOUT = 5.0
 # Any 64-bit number: the key of init-db's advisory lock.
 _SCHEMA_LOCK = 7_405_118_022
 
@@ -46,12 +53,17 @@ class PostgresDatabase(Database):
 
     def __init__(self, url: str):
         super().__init__()
+        params = conninfo_to_dict(url)
+        # For messages: where the database is, never the URL (it may hold a password).
+        dbname = params.get("dbname") or params.get("user") or "(default)"  # libpq's default: the user's name
+        self.name = f"{dbname} on {params.get('host') or 'localhost'}"
+        lock_timeout_ms = round(1000 * LOCK_TIMEOUT)
         # Keep any options the URL has (a search_path, say) and add ours.
-        options = conninfo_to_dict(url).get("options", "")
         self._conninfo = make_conninfo(
             url,
             connect_timeout=CONNECT_TIMEOUT,
-            options=f"{options} -c statement_timeout={STATEMENT_TIMEOUT_MS}".strip(),
+            options=(f"{params.get('options', '')} -c statement_timeout={STATEMENT_TIMEOUT_MS}"
+                     f" -c lock_timeout={lock_timeout_ms}").strip(),
         )
 
     def __repr__(self) -> str:
@@ -80,10 +92,16 @@ class PostgresDatabase(Database):
 
     @contextmanager
     def transaction(self):
-        """A write transaction: commits on success, rolls back and re-raises otherwise."""
+        """A write transaction: commits on success, rolls back and re-raises
+        otherwise. Raises StorageFull when the server could not extend a file
+        ("No space left on device", SQLSTATE 53100): rolled back, retryable."""
         conn = self.connection()
-        with conn.transaction():
-            yield conn
+        try:
+            with conn.transaction():
+                yield conn
+        except psycopg.errors.DiskFull as exc:
+            raise StorageFull(f"no space left on the disk of PostgreSQL database {self.name}:"
+                              f" {first_line(exc)}") from exc
 
     @contextmanager
     def snapshot(self):

@@ -9,11 +9,16 @@ import fcntl
 import logging
 import os
 import sqlite3
+import time
 from contextlib import contextmanager
 
-from .base import SCHEMA_TABLES, Database, DatabaseUnavailable, schema_text
+from .base import SCHEMA_TABLES, Database, DatabaseUnavailable, StorageFull, schema_text
 
 log = logging.getLogger("triport_payouts")
+
+# Seconds a writer waits for the write lock held by a connection outside the
+# writers' queue (the sqlite3 shell, a backup) before giving up: 503.
+BUSY_TIMEOUT = 10.0
 
 
 class _LockingConnection(sqlite3.Connection):
@@ -68,10 +73,10 @@ class SQLiteDatabase(Database):
     unavailable_errors = (DatabaseUnavailable,)
     PRAGMAS = ("PRAGMA foreign_keys = ON",)
 
-    def __init__(self, path: str, busy_timeout: float = 10.0):
+    def __init__(self, path: str):
         super().__init__()
         self.path = path
-        self.busy_timeout = busy_timeout
+        self.busy_timeout = BUSY_TIMEOUT
         self._sync_failed: str | None = None  # why this database is no longer used
         # Checked before every write: the name is resolved once (realpath stats every component).
         self._sync_failed_marker = os.path.realpath(path) + ".sync-failed"
@@ -111,7 +116,7 @@ class SQLiteDatabase(Database):
             else:
                 conn.execute("PRAGMA synchronous = FULL")  # in memory, say: COMMIT syncs
         except sqlite3.Error as exc:
-            raise DatabaseUnavailable(f"cannot open {self.path}: {exc}") from exc
+            raise self._not_now(exc) or DatabaseUnavailable(f"cannot open {self.path}: {exc}") from exc
         return conn
 
     @contextmanager
@@ -133,12 +138,17 @@ class SQLiteDatabase(Database):
         covers every commit written before it. Readers may see a commit a sync
         before it is durable; a write built on it is durable only with it, as
         the log is replayed in order.
+
+        Raises StorageFull when the disk is full, DatabaseUnavailable when the
+        write lock is not granted within the busy timeout: in both cases
+        SQLite wrote nothing visible and the transaction is rolled back, so a
+        retry is safe.
         """
         conn = self.connection()
         self._refuse_after_failed_sync()
         lock = conn.lock_fd
         if lock is not None:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._queue(lock)
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -148,10 +158,56 @@ class SQLiteDatabase(Database):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+        except sqlite3.OperationalError as exc:
+            error = self._not_now(exc)
+            if error is None:
+                raise
+            raise error from exc
         finally:
             if lock is not None:
                 fcntl.flock(lock, fcntl.LOCK_UN)
         self._sync(conn)
+
+    def _queue(self, lock: int) -> None:
+        """Takes the writers' lock. A writer ahead waits up to the busy timeout
+        when a connection outside the queue holds SQLite's lock, and the queue
+        would add those waits up (five workers: 50 s, past gunicorn's 30 s
+        timeout, which kills the worker unanswered). So a writer that waited
+        longer than the busy timeout in the queue gives up at once, and none
+        waits much more than twice the busy timeout in all. Uncontended, this
+        is the one flock call it always was: the clock is read only to wait."""
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        queued = time.monotonic()
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if time.monotonic() - queued > self.busy_timeout:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            raise DatabaseUnavailable(self._locked())
+
+    def _not_now(self, exc: sqlite3.Error) -> DatabaseUnavailable | None:
+        """The error meaning "not now" for a driver's error, else None.
+
+        SQLITE_FULL: a write to the database or its log found the disk full
+        (ENOSPC); SQLite undid the transaction, and the same write succeeds
+        once there is room. SQLITE_IOERR_SHMSIZE: opening the database could
+        not size its -shm file, what a full disk does to the first connection
+        (later ones use the file already there, and can still read).
+        """
+        code = getattr(exc, "sqlite_errorcode", None)  # not on errors the sqlite3 module makes itself
+        if code is None:
+            return None
+        if code & 0xFF == sqlite3.SQLITE_FULL or code == sqlite3.SQLITE_IOERR_SHMSIZE:
+            return StorageFull(f"no space left on the disk of {self.path}: {exc}")
+        if code & 0xFF == sqlite3.SQLITE_BUSY:
+            return DatabaseUnavailable(self._locked())
+        return None
+
+    def _locked(self) -> str:
+        return (f"{self.path} is locked: another connection held its write lock"
+                f" past the busy timeout ({self.busy_timeout:g} s)")
 
     # -- when the disk fails to sync the log ----------------------------------
     #
@@ -161,6 +217,14 @@ class SQLiteDatabase(Database):
     # sync stops this database for good: this process at once, every other
     # process at its next write or connection, through a file beside the
     # database that only an operator removes.
+    #
+    # A full disk is not that: SQLite meets it writing the log at COMMIT
+    # (SQLITE_FULL, before anything is visible; see _not_now). On tmpfs and on
+    # ext4, which reserves blocks when they are written, it is that write
+    # that fails, never fdatasync (seen with strace). A filesystem that
+    # allocates only at writeback (NFS, thin provisioning) may fail the sync
+    # with ENOSPC instead; the commit is visible by then and its pages may be
+    # dropped as after any failed writeback, so that too stops the database.
 
     def _sync(self, conn) -> None:
         try:
@@ -230,7 +294,14 @@ class SQLiteDatabase(Database):
 
     def init_schema(self) -> None:
         conn = self.connection()
-        conn.executescript(schema_text(self.dialect))
+        try:
+            # Statement by statement (IF NOT EXISTS): after a failure, running it again completes it.
+            conn.executescript(schema_text(self.dialect))
+        except sqlite3.OperationalError as exc:
+            error = self._not_now(exc)
+            if error is None:
+                raise
+            raise error from exc
         self._sync(conn)
 
     def has_schema(self) -> bool:

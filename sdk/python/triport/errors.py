@@ -172,12 +172,18 @@ class DatabaseUnavailable(TriportError):
     status, tag = 503, "database_unavailable"
 
 
+class StorageFull(TriportError):
+    """The disk of the server's database is full: nothing was changed."""
+
+    status, tag = 503, "storage_full"
+
+
 ERROR_CLASSES: dict[str, type[TriportError]] = {
     cls.tag: cls for cls in (
         InvalidPayoutId, InvalidActor, InvalidJson, InvalidTxHash, InvalidStatus, InvalidUserId,
         InvalidLimit, InvalidCursor, InvalidIdempotencyKey, AdminTokenUnset, AdminTokenInvalid,
         NotFound, PayoutNotFound, UserNotFound, MethodNotAllowed, PayoutNotActionable,
-        IdempotencyKeyInUse, IdempotencyKeyReused, Internal, DatabaseUnavailable,
+        IdempotencyKeyInUse, IdempotencyKeyReused, Internal, DatabaseUnavailable, StorageFull,
     )
 }
 
@@ -201,6 +207,7 @@ __all__ = [
     "NotFound",
     "PayoutNotActionable",
     "PayoutNotFound",
+    "StorageFull",
     "TransportError",
     "TriportError",
     "UserNotFound",
