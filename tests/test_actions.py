@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from conftest import AUTH, PAYOUTS, move_to
+from helpers import AUTH, PAYOUTS, move_to
 
 UNKNOWN_ID = "6f1c2a4e-0000-4000-8000-000000000000"
 BAD_ID = "not-a-uuid"

@@ -12,7 +12,7 @@ from wsgiref.validate import validator
 
 import pytest
 
-from conftest import PAYOUTS, TOKEN
+from helpers import PAYOUTS, TOKEN
 
 CAP = 4096
 

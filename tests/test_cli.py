@@ -17,8 +17,7 @@ import sys
 from decimal import Decimal
 
 import pytest
-from helpers import user_view
-from conftest import move_to
+from helpers import move_to, user_view
 
 from triport_payouts import cli, domain
 

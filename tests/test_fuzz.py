@@ -21,7 +21,7 @@ from urllib.parse import quote
 from wsgiref.validate import WSGIWarning, validator
 
 import pytest
-from conftest import POSTGRES_URL, TOKEN
+from helpers import POSTGRES_URL, TOKEN
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 

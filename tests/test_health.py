@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import webtest
 
-from conftest import AUTH, PAYOUTS, TOKEN
+from helpers import AUTH, PAYOUTS, TOKEN
 from triport_payouts import create_app
 
 UNKNOWN_ID = "6f1c2a4e-0000-4000-8000-000000000000"

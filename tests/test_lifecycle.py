@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from conftest import AUTH, PAYOUTS
+from helpers import AUTH, PAYOUTS
 
 USERS = "/v1/admin/referrals/users"
 UNKNOWN_ID = "6f1c2a4e-0000-4000-8000-000000000000"

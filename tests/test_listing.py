@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 import webtest
 
-from conftest import AUTH, PAYOUTS, move_to
+from helpers import AUTH, PAYOUTS, move_to
 from triport_payouts import demo
 from triport_payouts import create_app
 from triport_payouts.repository import SQL

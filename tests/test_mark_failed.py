@@ -12,7 +12,7 @@ import uuid
 import pytest
 import webtest
 
-from conftest import AUTH, PAYOUTS, TOKEN
+from helpers import AUTH, PAYOUTS, TOKEN
 from triport_payouts import create_app
 
 UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"

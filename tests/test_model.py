@@ -18,7 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import webtest
-from conftest import PAYOUTS, TOKEN
+from helpers import PAYOUTS, TOKEN
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (

@@ -15,7 +15,7 @@ import webtest
 from openapi_spec_validator import validate
 
 import triport_payouts
-from conftest import AUTH, TOKEN
+from helpers import AUTH, TOKEN
 from live import Gunicorn
 from openapi_check import assert_is_error, assert_matches_openapi, document
 from triport_payouts import create_app

@@ -20,8 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from helpers import list_payouts, user_view
-from conftest import PAYOUTS, TOKEN
+from helpers import PAYOUTS, TOKEN, list_payouts, user_view
 from live import Gunicorn
 from test_crash import children_of
 
