@@ -7,9 +7,8 @@ import re
 
 import pytest
 
-from helpers import AUTH, PAYOUTS, move_to
+from helpers import AUTH, PAYOUTS, UNKNOWN_ID, move_to
 
-UNKNOWN_ID = "6f1c2a4e-0000-4000-8000-000000000000"
 BAD_ID = "not-a-uuid"
 STATUSES = ("requested", "processing", "sent", "failed", "cancelled")
 TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")

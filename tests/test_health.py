@@ -6,10 +6,8 @@ from __future__ import annotations
 import pytest
 import webtest
 
-from helpers import AUTH, PAYOUTS, TOKEN
+from helpers import AUTH, PAYOUTS, TOKEN, UNKNOWN_ID
 from triport_payouts import create_app
-
-UNKNOWN_ID = "6f1c2a4e-0000-4000-8000-000000000000"
 
 
 @pytest.fixture

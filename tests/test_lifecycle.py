@@ -9,10 +9,9 @@ from decimal import Decimal
 
 import pytest
 
-from helpers import AUTH, PAYOUTS
+from helpers import AUTH, PAYOUTS, UNKNOWN_ID
 
 USERS = "/v1/admin/referrals/users"
-UNKNOWN_ID = "6f1c2a4e-0000-4000-8000-000000000000"
 ACTOR = {**AUTH, "X-Admin-Actor": "ops-alice"}
 TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 

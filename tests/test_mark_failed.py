@@ -12,10 +12,8 @@ import uuid
 import pytest
 import webtest
 
-from helpers import AUTH, PAYOUTS, TOKEN
+from helpers import AUTH, PAYOUTS, TOKEN, UNKNOWN_ID
 from triport_payouts import create_app
-
-UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
 
 
 def failed_url(payout_id: str) -> str:
