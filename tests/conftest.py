@@ -75,6 +75,22 @@ def client(app):
 
 
 @pytest.fixture
+def make_client():
+    """make_client(database, admin_token=TOKEN) -> a WebTest client over a new app for that
+    database and token (None or "" for a server without one); the apps close after the test."""
+    apps = []
+
+    def make(database, admin_token=TOKEN):
+        app = create_app(database=database, admin_token=admin_token)
+        apps.append(app)
+        return webtest.TestApp(app, lint=True)
+
+    yield make
+    for app in apps:
+        app.repository.db.close()
+
+
+@pytest.fixture
 def make_payout(repo):
     """make_payout(user_id="alice", amount="10.00", currency="USDT") -> payout id,
     with the user credited enough first."""

@@ -6,23 +6,8 @@ from __future__ import annotations
 import pytest
 import webtest
 
-from helpers import AUTH, PAYOUTS, TOKEN, UNKNOWN_ID
+from helpers import AUTH, PAYOUTS, UNKNOWN_ID
 from triport_payouts import create_app
-
-
-@pytest.fixture
-def make_client(tmp_path):
-    """make_client(database) -> a WebTest client over an app for that database."""
-    apps = []
-
-    def make(database):
-        app = create_app(database=database, admin_token=TOKEN)
-        apps.append(app)
-        return webtest.TestApp(app, lint=True)
-
-    yield make
-    for app in apps:
-        app.repository.db.close()
 
 
 def _unopenable(tmp_path):
