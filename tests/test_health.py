@@ -112,17 +112,3 @@ def test_admin_route_on_unopenable_database_checks_token_first(make_client, tmp_
     else:
         res = client.post_json(path, body, status=401)
     assert res.json == {"error": "admin_token_invalid"}
-
-
-@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
-@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
-def test_health_other_methods_are_405_allow_get(bare_client, path, method):
-    res = bare_client.request(path, method=method, status=405)
-    assert res.json == {"error": "method_not_allowed"}
-    assert res.headers["Allow"] == "GET"
-
-
-@pytest.mark.parametrize("path", ["/healthz/", "/readyz/", "/healthz/x", "/health", "/HEALTHZ", "//healthz"])
-def test_health_path_variants_are_404(bare_client, path):
-    res = bare_client.get(path, status=404)
-    assert res.json == {"error": "not_found"}
