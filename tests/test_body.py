@@ -186,19 +186,3 @@ def test_malformed_content_length_is_invalid_json(app, repo, payout, url, declar
     assert (status, answer) == (400, {"error": "invalid_json"})
     assert headers["Cache-Control"] == "no-store"
     assert_untouched(repo, payout)
-
-
-def test_body_problems_on_other_routes_are_not_reached_before_routing(app, url):
-    stream = Input(blocking=True)
-    environ = make_environ(stream, path="/nope", content_length="1000000000")
-    status, _, answer = call(app, environ)
-    assert (status, answer) == (404, {"error": "not_found"})
-    assert stream.reads == 0
-
-
-def test_oversized_body_is_not_read_before_the_token_check(app, url):
-    stream = Input(blocking=True)
-    environ = make_environ(stream, path=url, content_length="1000000000", HTTP_X_ADMIN_TOKEN="wrong")
-    status, _, answer = call(app, environ)
-    assert (status, answer) == (401, {"error": "admin_token_invalid"})
-    assert stream.reads == 0

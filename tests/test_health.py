@@ -102,13 +102,3 @@ def test_admin_route_on_unopenable_database_is_503(make_client, tmp_path, method
     else:
         res = client.post_json(path, body, headers=AUTH, status=503)
     assert res.json == {"error": "database_unavailable"}
-
-
-@pytest.mark.parametrize(("method", "path", "body"), ADMIN_REQUESTS)
-def test_admin_route_on_unopenable_database_checks_token_first(make_client, tmp_path, method, path, body):
-    client = make_client(_unopenable(tmp_path))
-    if method == "GET":
-        res = client.get(path, status=401)
-    else:
-        res = client.post_json(path, body, status=401)
-    assert res.json == {"error": "admin_token_invalid"}

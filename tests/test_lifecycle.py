@@ -202,11 +202,6 @@ def test_events_of_malformed_id_is_400(client, payout_id):
     assert res.json == {"error": "invalid_payout_id"}
 
 
-def test_events_of_malformed_id_without_token_is_401(client):
-    res = client.get(f"{PAYOUTS}/nope/events", status=401)
-    assert res.json == {"error": "admin_token_invalid"}
-
-
 def test_events_of_payout_never_moved_is_empty(client, make_payout):
     payout_id = make_payout()
     res = client.get(f"{PAYOUTS}/{payout_id}/events", headers=AUTH)
