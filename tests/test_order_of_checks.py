@@ -27,6 +27,7 @@ from __future__ import annotations
 import pytest
 
 from helpers import AUTH, PAYOUTS, UNKNOWN_ID, Input, call, make_environ, move_to
+from triport_payouts import idempotency
 
 USERS = "/v1/admin/referrals/users"
 ACTIONS = ("failed", "processing", "sent")
@@ -124,6 +125,9 @@ def test_wrong_method_is_405_whatever_else_is_wrong(bare_client, method, path, a
 
 @pytest.mark.parametrize(("method", "path", "allowed"), [
     pytest.param("DELETE", url(UNKNOWN_ID, "failed"), "POST", id="DELETE-failed"),
+    pytest.param("GET", url(BAD_ID, "sent"), "POST", id="GET-sent-bad-id"),
+    pytest.param("POST", PAYOUTS, "GET", id="POST-list"),
+    pytest.param("PUT", events_url(UNKNOWN_ID), "GET", id="PUT-events"),
 ])
 def test_wrong_method_with_token_unset_is_405(client_with_token, method, path, allowed):
     client = client_with_token("")
@@ -149,6 +153,12 @@ def test_unset_admin_token_refuses_every_request(client_with_token, repo, make_p
 # Requests that fail the token check and later ones, to a server without a token.
 UNSET_CASES = [
     pytest.param("POST", url(BAD_ID, "failed"), b"{", AUTH, id="failed-bad-id-bad-body"),
+    pytest.param("POST", url(UNKNOWN_ID, "sent"), NOT_JSON, {**AUTH, **BAD_ACTOR, **BAD_KEY},
+                 id="sent-bad-actor-key-and-body"),
+    pytest.param("POST", url(UNKNOWN_ID, "processing"), b"{}", NO_TOKEN, id="processing-unknown-id-no-token"),
+    pytest.param("GET", f"{PAYOUTS}?status=bogus&limit=0", None, WRONG_TOKEN, id="list-bad-query"),
+    pytest.param("GET", events_url(BAD_ID), None, NO_TOKEN, id="events-bad-id"),
+    pytest.param("GET", f"{USERS}/nobody", None, WRONG_TOKEN, id="unknown-user"),
 ]
 
 
@@ -162,10 +172,12 @@ def test_unset_token_comes_before_the_rest(client_with_token, method, path, body
     assert res.json == {"error": "admin_token_unset"}
 
 
-@pytest.mark.parametrize("headers", [NO_TOKEN], ids=["no-token"])
+@pytest.mark.parametrize("headers", [NO_TOKEN, WRONG_TOKEN], ids=["no-token", "wrong-token"])
 @pytest.mark.parametrize("path", [
     pytest.param(events_url("nope"), id="events-bad-id"),
+    pytest.param(events_url(UNKNOWN_ID), id="events-unknown-id"),
     pytest.param(f"{PAYOUTS}?status=bogus&limit=0&cursor=x", id="list-bad-query"),
+    pytest.param(f"{USERS}/nobody", id="unknown-user"),
 ])
 def test_token_is_checked_before_a_read_routes_own_checks(bare_client, path, headers):
     res = bare_client.get(path, headers=headers, status=401)
@@ -191,6 +203,8 @@ ORDER_CASES = [
                  id="no-token-before-bad-id-empty-actor"),
     pytest.param(BAD_ID, {**WRONG_TOKEN, **EMPTY_ACTOR}, b"{", 401, "admin_token_invalid",
                  id="wrong-token-before-bad-id-empty-actor"),
+    pytest.param(BAD_ID, {**NO_TOKEN, **BAD_KEY}, b"{}", 401, "admin_token_invalid",
+                 id="no-token-before-bad-id-bad-key"),
     pytest.param(UNKNOWN_ID, NO_TOKEN, b"{}", 401, "admin_token_invalid", id="no-token-before-not-found"),
     pytest.param(UNKNOWN_ID, WRONG_TOKEN, b"{}", 401, "admin_token_invalid",
                  id="wrong-token-before-not-found"),
@@ -198,21 +212,45 @@ ORDER_CASES = [
                  id="bad-id-before-bad-actor"),
     pytest.param(BAD_ID, {**AUTH, **EMPTY_ACTOR}, b"{", 400, "invalid_payout_id",
                  id="bad-id-before-empty-actor-and-bad-body"),
+    pytest.param(BAD_ID, {**AUTH, **BAD_KEY}, b"{}", 400, "invalid_payout_id", id="bad-id-before-bad-key"),
     pytest.param(BAD_ID, AUTH, NOT_JSON, 400, "invalid_payout_id", id="bad-id-before-bad-body"),
     pytest.param(BAD_ID, AUTH, b"x" * 5000, 400, "invalid_payout_id", id="bad-id-before-oversized-body"),
+    pytest.param(UNKNOWN_ID, {**AUTH, **BAD_ACTOR, **BAD_KEY}, b"{}", 400, "invalid_actor",
+                 id="bad-actor-before-bad-key"),
     pytest.param(UNKNOWN_ID, {**AUTH, **BAD_ACTOR}, NOT_JSON, 400, "invalid_actor",
                  id="bad-actor-before-bad-body"),
     pytest.param(UNKNOWN_ID, {**AUTH, "X-Admin-Actor": "   "}, b"{}", 400, "invalid_actor",
                  id="blank-actor-before-not-found"),
     pytest.param(UNKNOWN_ID, {**AUTH, **EMPTY_ACTOR}, b"{}", 400, "invalid_actor",
                  id="empty-actor-before-not-found"),
+    # The README lists invalid_idempotency_key last among the 400s; the key is checked before the body.
+    pytest.param(UNKNOWN_ID, {**AUTH, **BAD_KEY}, NOT_JSON, 400, "invalid_idempotency_key",
+                 id="bad-key-before-bad-body"),
+    pytest.param(UNKNOWN_ID, {**AUTH, "Idempotency-Key": "k" * 256}, b"{}", 400, "invalid_idempotency_key",
+                 id="bad-key-before-not-found"),
     pytest.param(UNKNOWN_ID, AUTH, NOT_JSON, 400, "invalid_json", id="bad-json-before-not-found"),
     pytest.param(UNKNOWN_ID, AUTH, b"[]", 400, "invalid_json", id="array-body-before-not-found"),
 ]
 
+# The same for what only one action's body holds.
+FIELD_CASES = [
+    pytest.param("sent", BAD_ID, AUTH, b'{"tx_hash": ""}', 400, "invalid_payout_id",
+                 id="sent-bad-id-before-bad-tx-hash"),
+    pytest.param("sent", UNKNOWN_ID, {**AUTH, **BAD_ACTOR}, b'{"tx_hash": ""}', 400, "invalid_actor",
+                 id="sent-bad-actor-before-bad-tx-hash"),
+    pytest.param("sent", UNKNOWN_ID, {**AUTH, **BAD_KEY}, b'{"tx_hash": ""}', 400, "invalid_idempotency_key",
+                 id="sent-bad-key-before-bad-tx-hash"),
+    pytest.param("sent", UNKNOWN_ID, AUTH, b'{"tx_hash": ""', 400, "invalid_json",
+                 id="sent-bad-json-before-bad-tx-hash"),
+    pytest.param("failed", UNKNOWN_ID, AUTH, b'{"reason": 1}', 400, "invalid_json",
+                 id="failed-bad-reason-before-not-found"),
+]
+
+
 @pytest.mark.parametrize(("action", "payout_id", "headers", "body", "status", "tag"), [
     *(pytest.param(action, *case.values, id=f"{action}-{case.id}")
       for action in ACTIONS for case in ORDER_CASES),
+    *FIELD_CASES,
 ])
 def test_order_of_checks_on_an_action(bare_client, action, payout_id, headers, body, status, tag):
     res = post(bare_client, url(payout_id, action), body, headers, status)
@@ -229,13 +267,32 @@ def test_bad_actor_comes_before_bad_body(client, repo, make_payout, action, body
     assert_untouched(repo, payout_id)
 
 
+# -- 5. the list's own 400s ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(("query", "tag"), [
+    ("status=bogus&user_id=&limit=0&cursor=x", "invalid_status"),
+    ("user_id=&limit=0&cursor=x&status=bogus", "invalid_status"),
+    ("user_id=&limit=0&cursor=x", "invalid_user_id"),
+    ("limit=0&cursor=x&user_id=", "invalid_user_id"),
+    ("limit=0&cursor=x", "invalid_limit"),
+    ("cursor=x&limit=0", "invalid_limit"),
+    ("cursor=x", "invalid_cursor"),
+])
+def test_list_query_checks_in_order(bare_client, query, tag):
+    res = bare_client.get(f"{PAYOUTS}?{query}", headers=AUTH, status=400)
+    assert res.json == {"error": tag}
+
+
 # -- 3 to 5 before 409 payout_not_actionable -------------------------------------------
 
 # (headers, body, status, tag) on a settled payout, the same on each action.
 SETTLED_CASES = [
     pytest.param(NO_TOKEN, b"{}", 401, "admin_token_invalid", id="no-token-before-409"),
+    pytest.param(WRONG_TOKEN, b"{}", 401, "admin_token_invalid", id="wrong-token-before-409"),
     pytest.param(AUTH, NOT_JSON, 400, "invalid_json", id="bad-json-before-409"),
     pytest.param({**AUTH, **BAD_ACTOR}, b"{}", 400, "invalid_actor", id="bad-actor-before-409"),
+    pytest.param({**AUTH, **BAD_KEY}, b"{}", 400, "invalid_idempotency_key", id="bad-key-before-409"),
 ]
 
 
@@ -264,10 +321,104 @@ def test_invalid_field_before_409(client, repo, make_payout, action, body, tag, 
     assert snapshot(repo, payout_id) == before
 
 
-# -- 3 before 7: what needs no database is answered without it ---------------------
+# -- 5 before 6: a malformed request never reaches its Idempotency-Key ----------------
+
+
+@pytest.mark.parametrize(("action", "target", "headers", "body", "tag"), [
+    pytest.param("failed", "other", {**AUTH, **BAD_ACTOR}, b"{}", "invalid_actor", id="bad-actor"),
+    pytest.param("failed", "same", AUTH, b"[]", "invalid_json", id="bad-json"),
+    pytest.param("sent", "same", AUTH, b'{"tx_hash": ""}', "invalid_tx_hash", id="bad-tx-hash"),
+    pytest.param("processing", BAD_ID, AUTH, b"{}", "invalid_payout_id", id="bad-id"),
+])
+def test_a_400_wins_over_a_reused_key(client, repo, make_payout, action, target, headers, body, tag):
+    payout_id, other_id = make_payout(), make_payout(user_id="bob")
+    key = {"Idempotency-Key": "used"}
+    assert post(client, url(payout_id, "failed"), b"{}", {**AUTH, **key}, 200).json == {"ok": True}
+    target = {"same": payout_id, "other": other_id}.get(target, target)
+    res = post(client, url(target, action), body, {**headers, **key}, 400)
+    assert res.json == {"error": tag}
+    assert_untouched(repo, other_id)
+    # The key still holds the first answer.
+    assert post(client, url(payout_id, "failed"), b"{}", {**AUTH, **key}, 200).json == {"ok": True}
+
+
+@pytest.mark.parametrize(("action", "headers", "body", "tag"), [
+    pytest.param("processing", {**AUTH, **BAD_ACTOR}, b"{}", "invalid_actor", id="bad-actor"),
+    pytest.param("failed", AUTH, b"[]", "invalid_json", id="bad-json"),
+    pytest.param("sent", AUTH, b'{"tx_hash": ""}', "invalid_tx_hash", id="bad-tx-hash"),
+])
+def test_a_400_wins_over_a_key_in_use(client, repo, make_payout, action, headers, body, tag):
+    payout_id = make_payout()
+    # The very same request is running under the key.
+    assert repo.claim_key("running", idempotency.fingerprint(action, payout_id, body),
+                          "2000-01-01T00:00:00.000000Z") is None
+    res = post(client, url(payout_id, action), body, {**headers, "Idempotency-Key": "running"}, 400)
+    assert res.json == {"error": tag}
+    assert_untouched(repo, payout_id)
+
+
+# -- 6. 422 idempotency_key_reused, 409 idempotency_key_in_use, then the payout -------
+
+
+def test_a_reused_key_is_422_even_while_its_first_request_runs(client, repo, make_payout):
+    payout_id = make_payout()
+    fingerprint = idempotency.fingerprint("processing", payout_id, b"{}")
+    assert repo.claim_key("running", fingerprint, "2000-01-01T00:00:00.000000Z") is None
+    res = post(client, url(payout_id, "processing"), b'{"other": 1}', {**AUTH, "Idempotency-Key": "running"},
+               422)
+    assert res.json == {"error": "idempotency_key_reused"}
+    assert_untouched(repo, payout_id)
+
+
+@pytest.mark.parametrize("action", ACTIONS)
+def test_a_reused_key_is_422_before_payout_not_found(client, make_payout, action):
+    key = {"Idempotency-Key": "used"}
+    assert post(client, url(make_payout(), "failed"), b"{}", {**AUTH, **key}, 200).json == {"ok": True}
+    res = post(client, url(UNKNOWN_ID, action), b'{"tx_hash": "0x1"}', {**AUTH, **key}, 422)
+    assert res.json == {"error": "idempotency_key_reused"}
+
+
+@pytest.mark.parametrize("action", ACTIONS)
+def test_a_key_in_use_is_409_before_payout_not_found(client, repo, action):
+    body = b'{"tx_hash": "0x1"}'
+    assert repo.claim_key("running", idempotency.fingerprint(action, UNKNOWN_ID, body),
+                          "2000-01-01T00:00:00.000000Z") is None
+    res = post(client, url(UNKNOWN_ID, action), body, {**AUTH, "Idempotency-Key": "running"}, 409)
+    assert res.json == {"error": "idempotency_key_in_use"}
+
+
+@pytest.mark.parametrize("action", ACTIONS)
+def test_a_reused_key_is_422_before_payout_not_actionable(client, repo, make_payout, action):
+    payout_id = make_payout()
+    key = {"Idempotency-Key": "used"}
+    other_id = make_payout(user_id="bob")
+    assert post(client, url(other_id, "failed"), b"{}", {**AUTH, **key}, 200).json == {"ok": True}
+    move_to(repo, payout_id, "sent")
+    before = snapshot(repo, payout_id)
+    res = post(client, url(payout_id, action), b'{"tx_hash": "0x1"}', {**AUTH, **key}, 422)
+    assert res.json == {"error": "idempotency_key_reused"}
+    assert snapshot(repo, payout_id) == before
+
+
+@pytest.mark.parametrize("action", ACTIONS)
+def test_a_key_in_use_is_409_in_use_before_payout_not_actionable(client, repo, make_payout, action):
+    payout_id = make_payout()
+    move_to(repo, payout_id, "sent")
+    before = snapshot(repo, payout_id)
+    body = b'{"tx_hash": "0x1"}'
+    assert repo.claim_key("running", idempotency.fingerprint(action, payout_id, body),
+                          "2000-01-01T00:00:00.000000Z") is None
+    res = post(client, url(payout_id, action), body, {**AUTH, "Idempotency-Key": "running"}, 409)
+    assert res.json == {"error": "idempotency_key_in_use"}
+    assert snapshot(repo, payout_id) == before
+
+
+# -- 1 to 5 before 7: what needs no database is answered without it ---------------------
 
 
 @pytest.mark.parametrize(("method", "path", "body", "headers", "status", "tag"), [
+    pytest.param("GET", "/nope", None, AUTH, 404, "not_found", id="no-route"),
+    pytest.param("GET", url(UNKNOWN_ID, "failed"), None, AUTH, 405, "method_not_allowed", id="wrong-method"),
     pytest.param("GET", PAYOUTS, None, NO_TOKEN, 401, "admin_token_invalid", id="list-no-token"),
     pytest.param("GET", events_url(UNKNOWN_ID), None, NO_TOKEN, 401, "admin_token_invalid",
                  id="events-no-token"),
@@ -278,6 +429,18 @@ def test_invalid_field_before_409(client, repo, make_payout, action, body, tag, 
                  "admin_token_invalid", id="sent-no-token"),
     pytest.param("POST", url(UNKNOWN_ID, "failed"), b"{}", NO_TOKEN, 401, "admin_token_invalid",
                  id="failed-no-token"),
+    pytest.param("POST", url(BAD_ID, "failed"), b"{}", AUTH, 400, "invalid_payout_id", id="bad-id"),
+    pytest.param("GET", events_url(BAD_ID), None, AUTH, 400, "invalid_payout_id", id="events-bad-id"),
+    pytest.param("POST", url(UNKNOWN_ID, "failed"), b"{}", {**AUTH, **BAD_ACTOR}, 400, "invalid_actor",
+                 id="bad-actor"),
+    pytest.param("POST", url(UNKNOWN_ID, "failed"), b"{}", {**AUTH, **BAD_KEY}, 400,
+                 "invalid_idempotency_key", id="bad-key"),
+    pytest.param("POST", url(UNKNOWN_ID, "failed"), NOT_JSON, AUTH, 400, "invalid_json", id="bad-json"),
+    pytest.param("POST", url(UNKNOWN_ID, "sent"), b"{}", AUTH, 400, "invalid_tx_hash", id="bad-tx-hash"),
+    pytest.param("GET", f"{PAYOUTS}?status=bogus", None, AUTH, 400, "invalid_status", id="bad-status"),
+    pytest.param("GET", f"{PAYOUTS}?user_id=", None, AUTH, 400, "invalid_user_id", id="bad-user-id"),
+    pytest.param("GET", f"{PAYOUTS}?limit=0", None, AUTH, 400, "invalid_limit", id="bad-limit"),
+    pytest.param("GET", f"{PAYOUTS}?cursor=x", None, AUTH, 400, "invalid_cursor", id="bad-cursor"),
 ])
 def test_checks_before_the_database_win_over_database_unavailable(unopenable_client, method, path, body,
                                                                     headers, status, tag):
