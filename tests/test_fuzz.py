@@ -31,6 +31,9 @@ from triport_payouts.http import MAX_BODY
 from triport_payouts.repository import Repository
 from triport_payouts.routing import ROUTES
 
+# Thousands of generated requests: part of `make test`, left out of `make test-fast`.
+pytestmark = pytest.mark.fuzz
+
 STATUSES = {200, 400, 401, 404, 405, 409, 422}
 TAGS = {
     400: {"invalid_payout_id", "invalid_actor", "invalid_json", "invalid_tx_hash", "invalid_status",
