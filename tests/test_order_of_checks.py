@@ -13,8 +13,9 @@ over the ones after it:
    404 payout_not_found, 404 user_not_found, 409 payout_not_actionable
 7. 503 database_unavailable
 
-Checks 1 to 5 need no database: requests refused by them go to `bare_client`,
-whose database has no schema (a request that reached it would answer 500).
+Checks 1 to 5 need no database: most requests refused by them go to
+`bare_client`, whose database has no schema (a request that reached it would
+answer 500); those on a real payout show it unchanged.
 Some neighbours cannot fail together, so no request can order them:
 payout_not_found, user_not_found and payout_not_actionable (other routes, or
 an unknown payout that cannot be settled), and the checks of 6, which need
