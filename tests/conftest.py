@@ -1,4 +1,5 @@
-"""Shared fixtures: a fresh database per test, the app over it, a WebTest client."""
+"""Shared fixtures: a fresh database per test, the app over it, a WebTest client.
+Fixtures only: what test modules import (constants, helpers) is in ``helpers.py``."""
 
 from __future__ import annotations
 
@@ -9,41 +10,10 @@ from decimal import Decimal
 import pytest
 import webtest
 
+from helpers import POSTGRES_URL, TOKEN, PostgresAdmin
 from triport_payouts import create_app
 from triport_payouts.db import open_database
 from triport_payouts.repository import Repository
-
-TOKEN = "test-admin-token"
-AUTH = {"X-Admin-Token": TOKEN}
-PAYOUTS = "/v1/admin/referrals/payouts"
-
-
-POSTGRES_URL = os.environ.get("TRIPORT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-BACKENDS = ("sqlite", "postgres")
-
-
-class PostgresAdmin:
-    """Statements on the test server, reconnecting after a test restarted it."""
-
-    def __init__(self):
-        import psycopg
-
-        self._psycopg = psycopg
-        self._conn = None
-        self.execute("SELECT 1")
-
-    def execute(self, sql: str):
-        if self._conn is not None:
-            try:
-                return self._conn.execute(sql)
-            except self._psycopg.OperationalError:
-                self._conn.close()
-        self._conn = self._psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=3)
-        return self._conn.execute(sql)
-
-    def close(self):
-        if self._conn is not None:
-            self._conn.close()
 
 
 @pytest.fixture(scope="session")
@@ -71,7 +41,7 @@ def postgres_url(postgres_admin):
     postgres_admin.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=("sqlite", "postgres"))
 def backend(request):
     return request.param
 
@@ -105,6 +75,22 @@ def client(app):
 
 
 @pytest.fixture
+def make_client():
+    """make_client(database, admin_token=TOKEN) -> a WebTest client over a new app for that
+    database and token (None or "" for a server without one); the apps close after the test."""
+    apps = []
+
+    def make(database, admin_token=TOKEN):
+        app = create_app(database=database, admin_token=admin_token)
+        apps.append(app)
+        return webtest.TestApp(app, lint=True)
+
+    yield make
+    for app in apps:
+        app.repository.db.close()
+
+
+@pytest.fixture
 def make_payout(repo):
     """make_payout(user_id="alice", amount="10.00", currency="USDT") -> payout id,
     with the user credited enough first."""
@@ -124,15 +110,3 @@ def bare_client(tmp_path):
     yield webtest.TestApp(bare, lint=True)
     bare.repository.db.close()
 
-
-def move_to(repo, payout_id, status):
-    """Brings a new (requested) payout to `status` through the repository."""
-    if status == "processing":
-        repo.transition(payout_id, "processing")
-    elif status == "sent":
-        repo.transition(payout_id, "sent", tx_hash="0xprior")
-    elif status == "failed":
-        repo.transition(payout_id, "failed", reason="prior failure")
-    elif status == "cancelled":
-        repo.cancel_payout(payout_id)
-    assert repo.get_payout(payout_id)["status"] == status

@@ -1,9 +1,14 @@
-"""What several test modules share beside the fixtures of ``conftest.py``:
-constants, and the repository's reads as dicts."""
+"""What test modules share beside the fixtures of ``conftest.py``: constants,
+the test PostgreSQL server, the repository's reads and moves, and requests
+built by hand as a WSGI environ. Test
+modules import these from here, never from ``conftest``."""
 
 from __future__ import annotations
 
+import io
 import json
+import os
+from wsgiref.validate import validator
 
 from triport_payouts.handlers import DEFAULT_LIMIT, USER_VIEW_PAYOUTS
 
@@ -12,6 +17,45 @@ AUTH = {"X-Admin-Token": TOKEN}
 PAYOUTS = "/v1/admin/referrals/payouts"
 # A well-formed payout id that no test creates.
 UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
+
+POSTGRES_URL = os.environ.get("TRIPORT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+class PostgresAdmin:
+    """Statements on the test server, reconnecting after a test restarted it."""
+
+    def __init__(self):
+        import psycopg
+
+        self._psycopg = psycopg
+        self._conn = None
+        self.execute("SELECT 1")
+
+    def execute(self, sql: str):
+        if self._conn is not None:
+            try:
+                return self._conn.execute(sql)
+            except self._psycopg.OperationalError:
+                self._conn.close()
+        self._conn = self._psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=3)
+        return self._conn.execute(sql)
+
+    def close(self):
+        if self._conn is not None:
+            self._conn.close()
+
+
+def move_to(repo, payout_id, status):
+    """Brings a new (requested) payout to `status` through the repository."""
+    if status == "processing":
+        repo.transition(payout_id, "processing")
+    elif status == "sent":
+        repo.transition(payout_id, "sent", tx_hash="0xprior")
+    elif status == "failed":
+        repo.transition(payout_id, "failed", reason="prior failure")
+    elif status == "cancelled":
+        repo.cancel_payout(payout_id)
+    assert repo.get_payout(payout_id)["status"] == status
 
 
 def list_payouts(repo, **page) -> tuple[list[dict], tuple | None]:
@@ -24,3 +68,93 @@ def user_view(repo, user_id: str, payouts: int = USER_VIEW_PAYOUTS) -> dict:
     """repo.user_summary as the API answers it: one dict, the newest payouts under "payouts"."""
     summary, newest = repo.user_summary(user_id, payouts)
     return {**summary, "payouts": [json.loads(text) for text in newest]}
+
+
+# -- requests built by hand: a WSGI environ and a wsgi.input that records its reads --
+
+
+class Input:
+    """A ``wsgi.input`` that serves ``data`` at most ``step`` bytes a read and
+    records how much was asked for and read. ``error`` is raised by every
+    read; ``blocking`` stands for a socket with nothing more to come."""
+
+    def __init__(self, data: bytes = b"", *, step: int | None = None, error: BaseException | None = None,
+                 blocking: bool = False):
+        self._data = io.BytesIO(data)
+        self._step = step
+        self._error = error
+        self._blocking = blocking
+        self.reads = 0
+        self.bytes_read = 0
+
+    def read(self, size=-1):
+        self.reads += 1
+        if self._blocking:
+            raise AssertionError("read() on a body that was never announced would block")
+        if self._error is not None:
+            raise self._error
+        if size is None or size < 0:
+            raise AssertionError("unbounded read() of wsgi.input")
+        if self._step is not None:
+            size = min(size, self._step)
+        chunk = self._data.read(size)
+        self.bytes_read += len(chunk)
+        return chunk
+
+    def readline(self, size=-1):
+        raise AssertionError("readline() is not how a JSON body is read")
+
+    def readlines(self, hint=-1):
+        raise AssertionError("readlines() is not how a JSON body is read")
+
+    def __iter__(self):
+        raise AssertionError("iterating is not how a JSON body is read")
+
+
+def make_environ(stream, *, path, content_length=None, terminated=False, **extra):
+    """A POST to `path` with the right token, its body read from `stream`; `extra` adds or overrides keys."""
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "SCRIPT_NAME": "",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_HOST": "localhost",
+        "HTTP_X_ADMIN_TOKEN": TOKEN,
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": stream,
+        "wsgi.errors": io.StringIO(),
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+    if content_length is not None:
+        environ["CONTENT_LENGTH"] = content_length
+    if terminated:
+        environ["wsgi.input_terminated"] = True
+    environ.update(extra)
+    return environ
+
+
+def call(app, environ, *, validate=True):
+    """(status code, headers, JSON body) of one request; PEP 3333-checked unless validate=False."""
+    seen = {}
+
+    def start_response(status, headers, exc_info=None):
+        seen["status"], seen["headers"] = status, headers
+        return lambda data: None
+
+    wsgi = validator(app) if validate else app
+    result = wsgi(environ, start_response)
+    try:
+        body = b"".join(result)
+    finally:
+        if hasattr(result, "close"):
+            result.close()
+    headers = dict(seen["headers"])
+    assert headers["Content-Length"] == str(len(body))
+    assert headers["Content-Type"].split(";")[0] == "application/json"
+    return int(seen["status"].split()[0]), headers, json.loads(body)

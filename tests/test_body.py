@@ -6,53 +6,13 @@ PEP 3333, sent through ``wsgiref.validate``.
 
 from __future__ import annotations
 
-import io
 import json
-from wsgiref.validate import validator
 
 import pytest
 
-from conftest import PAYOUTS, TOKEN
+from helpers import PAYOUTS, Input, call, make_environ
 
 CAP = 4096
-
-
-class Input:
-    """A ``wsgi.input`` that serves ``data`` at most ``step`` bytes a read and
-    records how much was asked for and read. ``error`` is raised by every
-    read; ``blocking`` stands for a socket with nothing more to come."""
-
-    def __init__(self, data: bytes = b"", *, step: int | None = None, error: BaseException | None = None,
-                 blocking: bool = False):
-        self._data = io.BytesIO(data)
-        self._step = step
-        self._error = error
-        self._blocking = blocking
-        self.reads = 0
-        self.bytes_read = 0
-
-    def read(self, size=-1):
-        self.reads += 1
-        if self._blocking:
-            raise AssertionError("read() on a body that was never announced would block")
-        if self._error is not None:
-            raise self._error
-        if size is None or size < 0:
-            raise AssertionError("unbounded read() of wsgi.input")
-        if self._step is not None:
-            size = min(size, self._step)
-        chunk = self._data.read(size)
-        self.bytes_read += len(chunk)
-        return chunk
-
-    def readline(self, size=-1):
-        raise AssertionError("readline() is not how a JSON body is read")
-
-    def readlines(self, hint=-1):
-        raise AssertionError("readlines() is not how a JSON body is read")
-
-    def __iter__(self):
-        raise AssertionError("iterating is not how a JSON body is read")
 
 
 def body_of_size(size: int) -> bytes:
@@ -62,54 +22,6 @@ def body_of_size(size: int) -> bytes:
     assert len(body) == size
     json.loads(body)
     return body
-
-
-def make_environ(stream, *, path, content_length=None, terminated=False, **extra):
-    environ = {
-        "REQUEST_METHOD": "POST",
-        "SCRIPT_NAME": "",
-        "PATH_INFO": path,
-        "QUERY_STRING": "",
-        "SERVER_NAME": "localhost",
-        "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "HTTP_HOST": "localhost",
-        "HTTP_X_ADMIN_TOKEN": TOKEN,
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": "http",
-        "wsgi.input": stream,
-        "wsgi.errors": io.StringIO(),
-        "wsgi.multithread": False,
-        "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
-    }
-    if content_length is not None:
-        environ["CONTENT_LENGTH"] = content_length
-    if terminated:
-        environ["wsgi.input_terminated"] = True
-    environ.update(extra)
-    return environ
-
-
-def call(app, environ, *, validate=True):
-    """(status code, headers, JSON body) of one request; PEP 3333-checked unless validate=False."""
-    seen = {}
-
-    def start_response(status, headers, exc_info=None):
-        seen["status"], seen["headers"] = status, headers
-        return lambda data: None
-
-    wsgi = validator(app) if validate else app
-    result = wsgi(environ, start_response)
-    try:
-        body = b"".join(result)
-    finally:
-        if hasattr(result, "close"):
-            result.close()
-    headers = dict(seen["headers"])
-    assert headers["Content-Length"] == str(len(body))
-    assert headers["Content-Type"].split(";")[0] == "application/json"
-    return int(seen["status"].split()[0]), headers, json.loads(body)
 
 
 @pytest.fixture
@@ -274,19 +186,3 @@ def test_malformed_content_length_is_invalid_json(app, repo, payout, url, declar
     assert (status, answer) == (400, {"error": "invalid_json"})
     assert headers["Cache-Control"] == "no-store"
     assert_untouched(repo, payout)
-
-
-def test_body_problems_on_other_routes_are_not_reached_before_routing(app, url):
-    stream = Input(blocking=True)
-    environ = make_environ(stream, path="/nope", content_length="1000000000")
-    status, _, answer = call(app, environ)
-    assert (status, answer) == (404, {"error": "not_found"})
-    assert stream.reads == 0
-
-
-def test_oversized_body_is_not_read_before_the_token_check(app, url):
-    stream = Input(blocking=True)
-    environ = make_environ(stream, path=url, content_length="1000000000", HTTP_X_ADMIN_TOKEN="wrong")
-    status, _, answer = call(app, environ)
-    assert (status, answer) == (401, {"error": "admin_token_invalid"})
-    assert stream.reads == 0

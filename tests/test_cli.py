@@ -17,14 +17,12 @@ import sys
 from decimal import Decimal
 
 import pytest
-from helpers import user_view
-from conftest import move_to
+from helpers import UNKNOWN_ID, move_to, user_view
 
 from triport_payouts import cli, domain
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
-UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
 PAYOUT_KEYS = {"id", "user_id", "amount", "currency", "destination", "status", "reason", "tx_hash",
                "created_at", "updated_at"}
 

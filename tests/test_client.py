@@ -15,7 +15,7 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from conftest import PAYOUTS, TOKEN
+from helpers import PAYOUTS, TOKEN
 from flaky_proxy import FlakyProxy, answer
 from live import Gunicorn, free_port
 

@@ -23,8 +23,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from helpers import list_payouts
-from conftest import PAYOUTS, TOKEN
+from helpers import PAYOUTS, TOKEN, list_payouts
 from live import Gunicorn
 
 from triport_payouts import domain

@@ -18,7 +18,7 @@ from decimal import Decimal
 import psycopg
 import pytest
 import webtest
-from conftest import AUTH, PAYOUTS, TOKEN
+from helpers import AUTH, PAYOUTS, TOKEN
 from openapi_check import assert_matches_openapi
 
 from triport_payouts import cli

@@ -26,7 +26,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import webtest
-from conftest import AUTH, PAYOUTS, POSTGRES_URL, TOKEN
+from helpers import AUTH, PAYOUTS, POSTGRES_URL, TOKEN
 from live import Gunicorn
 from openapi_check import assert_matches_openapi
 

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 import pytest
 import webtest
-from conftest import AUTH, PAYOUTS, TOKEN
+from helpers import AUTH, PAYOUTS, TOKEN
 
 from triport_payouts import create_app
 from triport_payouts.cli import main

@@ -8,8 +8,7 @@ import json
 from decimal import Decimal
 from urllib.parse import quote
 
-from helpers import user_view
-from conftest import AUTH, PAYOUTS
+from helpers import AUTH, PAYOUTS, user_view
 
 # Text an operator or a client can store: quotes, backslashes, control
 # characters (only a failure reason may hold them), non-ASCII, the line

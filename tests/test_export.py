@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import AUTH, PAYOUTS
+from helpers import AUTH, PAYOUTS
 
 from triport_payouts import demo
 from triport_payouts import cli

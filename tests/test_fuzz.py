@@ -21,7 +21,7 @@ from urllib.parse import quote
 from wsgiref.validate import WSGIWarning, validator
 
 import pytest
-from conftest import POSTGRES_URL, TOKEN
+from helpers import POSTGRES_URL, TOKEN
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -30,6 +30,9 @@ from triport_payouts.db import open_database
 from triport_payouts.http import MAX_BODY
 from triport_payouts.repository import Repository
 from triport_payouts.routing import ROUTES
+
+# Thousands of generated requests: part of `make test`, left out of `make test-fast`.
+pytestmark = pytest.mark.fuzz
 
 STATUSES = {200, 400, 401, 404, 405, 409, 422}
 TAGS = {

@@ -14,7 +14,7 @@ import time
 from decimal import Decimal
 
 import pytest
-from conftest import PAYOUTS, TOKEN
+from helpers import PAYOUTS, TOKEN
 from live import Gunicorn, served_sqlite
 
 from triport_payouts.db import open_database

@@ -10,7 +10,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import AUTH, PAYOUTS, TOKEN
+from helpers import AUTH, PAYOUTS, TOKEN
 from live import Gunicorn
 
 from triport_payouts import cli, domain, idempotency

@@ -15,8 +15,7 @@ from decimal import Decimal
 
 import pytest
 
-from helpers import user_view
-from conftest import PAYOUTS, TOKEN
+from helpers import PAYOUTS, TOKEN, user_view
 from live import served_sqlite
 from triport_payouts.db import open_database
 from triport_payouts.repository import Repository

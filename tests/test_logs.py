@@ -13,7 +13,7 @@ import traceback
 from decimal import Decimal
 
 import pytest
-from conftest import PAYOUTS, TOKEN
+from helpers import PAYOUTS, TOKEN
 from live import served_sqlite
 
 

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 import webtest
-from conftest import PAYOUTS, TOKEN
+from helpers import PAYOUTS, TOKEN
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -34,6 +35,9 @@ from hypothesis.stateful import (
 from triport_payouts import create_app, domain
 from triport_payouts.db import open_database
 from triport_payouts.repository import Repository
+
+# 200 generated runs of up to 40 steps: part of `make test`, left out of `make test-fast`.
+pytestmark = pytest.mark.fuzz
 
 USERS = ("alice", "bob", "carol")
 CURRENCIES = ("USDT", "EUR")

@@ -14,8 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
-from helpers import user_view
-from conftest import AUTH, PAYOUTS, TOKEN
+from helpers import AUTH, PAYOUTS, TOKEN, user_view
 from live import Gunicorn
 
 from triport_payouts import domain

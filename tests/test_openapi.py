@@ -15,7 +15,7 @@ import webtest
 from openapi_spec_validator import validate
 
 import triport_payouts
-from conftest import AUTH, TOKEN
+from helpers import AUTH, TOKEN, UNKNOWN_ID
 from live import Gunicorn
 from openapi_check import assert_is_error, assert_matches_openapi, document
 from triport_payouts import create_app
@@ -27,7 +27,6 @@ EVENTS = PAYOUT + "/events"
 LIST = "/v1/admin/referrals/payouts"
 USER = "/v1/admin/referrals/users/{user_id}"
 OPENAPI = "/v1/admin/openapi.json"
-UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
 
 # Every (status, tag) the contract (CONTRACT.md, with the /failed page) names,
 # invalid_user_id, which the list adds for a malformed user_id filter, and

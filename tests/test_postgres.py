@@ -13,8 +13,7 @@ from decimal import Decimal
 
 import pytest
 import webtest
-from helpers import user_view
-from conftest import AUTH, PAYOUTS, TOKEN
+from helpers import AUTH, PAYOUTS, TOKEN, user_view
 from live import Gunicorn
 
 from triport_payouts import demo

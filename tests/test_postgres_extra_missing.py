@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import UNKNOWN_ID
 from live import free_port
 
 from triport_payouts import cli
@@ -28,7 +29,6 @@ ROOT = Path(__file__).resolve().parent.parent
 URL = "postgresql://payouts@db.invalid/payouts"  # never reached: the driver is missing first
 FIX = ("a postgresql:// database needs psycopg, which cannot be imported (No module named 'psycopg'):"
        " pip install 'triport-payouts[postgres]'")
-UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
 
 # Every command, with arguments it accepts.
 COMMANDS = {

@@ -20,8 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from helpers import list_payouts, user_view
-from conftest import PAYOUTS, TOKEN
+from helpers import AUTH, PAYOUTS, TOKEN, UNKNOWN_ID, list_payouts, user_view
 from live import Gunicorn
 from test_crash import children_of
 
@@ -37,8 +36,6 @@ CLIENTS = 4
 RATE = 60.0  # operations per second, all clients together
 SAMPLE_EVERY = 5.0
 USERS = [f"soak-user-{i}" for i in range(5)]
-AUTH = {"X-Admin-Token": TOKEN}
-UNKNOWN = "00000000-0000-4000-8000-000000000000"
 
 
 def vm_rss_kib(pid: int) -> int | None:
@@ -147,7 +144,7 @@ class Soak:
             ("bad body", {400}, "POST", f"{PAYOUTS}/{payout_id}/failed", b"{", {}),
             ("no tx_hash", {400}, "POST", f"{PAYOUTS}/{payout_id}/sent", b"{}", {}),
             ("too big", {400}, "POST", f"{PAYOUTS}/{payout_id}/failed", b" " * 5000, {}),
-            ("unknown payout", {404}, "POST", f"{PAYOUTS}/{UNKNOWN}/failed", b"", {}),
+            ("unknown payout", {404}, "POST", f"{PAYOUTS}/{UNKNOWN_ID}/failed", b"", {}),
             ("unknown user", {404}, "GET", "/v1/admin/referrals/users/nobody-at-all", None, {}),
             ("no route", {404}, "GET", "/v1/admin/nothing", None, {}),
             ("wrong method", {405}, "DELETE", f"{PAYOUTS}/{payout_id}/failed", None, {}),

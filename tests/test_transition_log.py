@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from conftest import AUTH, PAYOUTS, TOKEN
+from helpers import AUTH, PAYOUTS, TOKEN
 
 
 def test_each_transition_logs_one_line(client, make_payout, repo, caplog):

@@ -1,0 +1,143 @@
+"""Which route a request reaches. The path decides first: no route has it,
+404 not_found. Then the method: a path some route has, with another method,
+405 method_not_allowed with Allow naming the path's methods. Routes match
+PATH_INFO exactly: no trailing slash, no missing, unknown or differently
+cased action, no prefix (a mounted app's prefix is SCRIPT_NAME's).
+
+Requests here fail nothing but routing (they carry the token). Which check
+answers when a request fails several, routing among them, is in
+test_order_of_checks.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers import AUTH, PAYOUTS, UNKNOWN_ID, Input, call, make_environ
+
+USERS = "/v1/admin/referrals/users"
+OPENAPI = "/v1/admin/openapi.json"
+ACTIONS = ("failed", "sent", "processing")
+METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
+
+
+def assert_untouched(repo, payout_id):
+    payout = repo.get_payout(payout_id)
+    assert payout["status"] == "requested"
+    assert payout["reason"] is None
+    assert repo.events(payout_id) == []
+
+
+def send(client, method, path_info, status, **kwargs):
+    """`method` with PATH_INFO set as a server would: a URL starting with "//" would be read as a host."""
+    extra_environ = {"PATH_INFO": path_info, **kwargs.pop("extra_environ", {})}
+    if method == "POST":
+        return client.post("/", b"{}", headers=AUTH, content_type="application/json", status=status,
+                           extra_environ=extra_environ, **kwargs)
+    return client.request("/", method=method, headers=AUTH, status=status, environ=extra_environ, **kwargs)
+
+
+# -- 404 not_found: no route has the path ------------------------------------------
+
+
+NOT_FOUND_PATHS = [
+    f"{PAYOUTS}/{UNKNOWN_ID}",
+    f"{PAYOUTS}/{UNKNOWN_ID}/",
+    f"{PAYOUTS}/{UNKNOWN_ID}/failed/",
+    f"{PAYOUTS}/{UNKNOWN_ID}/failed/extra",
+    f"{PAYOUTS}/{UNKNOWN_ID}/unknown",
+    f"{PAYOUTS}/{UNKNOWN_ID}/FAILED",
+    f"{PAYOUTS}/{UNKNOWN_ID}/fail",
+    f"{PAYOUTS}//failed",
+    f"{PAYOUTS}/failed",
+    PAYOUTS + "/",
+    f"/v2/admin/referrals/payouts/{UNKNOWN_ID}/failed",
+    f"/api{PAYOUTS}/{UNKNOWN_ID}/failed",
+    f"/{PAYOUTS}/{UNKNOWN_ID}/failed",
+    "/",
+    "/v1",
+    "/nope",
+    "/v1/admin",
+    "/favicon.ico",
+    "/healthz/",
+    "/readyz/",
+    "/healthz/x",
+    "/health",
+    "/HEALTHZ",
+    "//healthz",
+]
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize("path", NOT_FOUND_PATHS)
+def test_unrouted_path_is_not_found(bare_client, path, method):
+    res = send(bare_client, method, path, 404)
+    assert res.json == {"error": "not_found"}
+
+
+@pytest.mark.parametrize("path_of", [
+    pytest.param(lambda payout_id: f"{PAYOUTS}/{payout_id}", id="no-action-segment"),
+    pytest.param(lambda payout_id: f"{PAYOUTS}/{payout_id}/failed/", id="trailing-slash"),
+])
+def test_unrouted_path_of_a_real_payout_is_not_found_and_changes_nothing(client, repo, make_payout, path_of):
+    payout_id = make_payout()
+    res = client.post(path_of(payout_id), b"{}", headers=AUTH, content_type="application/json", status=404)
+    assert res.json == {"error": "not_found"}
+    assert_untouched(repo, payout_id)
+
+
+# -- 405 method_not_allowed, with Allow ------------------------------------------------
+
+
+# Every route: a path it matches and the one method it answers.
+ROUTES = [
+    ("POST", f"{PAYOUTS}/{UNKNOWN_ID}/failed"),
+    ("POST", f"{PAYOUTS}/{UNKNOWN_ID}/sent"),
+    ("POST", f"{PAYOUTS}/{UNKNOWN_ID}/processing"),
+    ("GET", PAYOUTS),
+    ("GET", f"{PAYOUTS}/{UNKNOWN_ID}/events"),
+    ("GET", f"{USERS}/x"),
+    ("GET", OPENAPI),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+]
+
+
+@pytest.mark.parametrize(("allowed", "path", "method"), [
+    pytest.param(allowed, path, method, id=f"{method}-{path}")
+    for allowed, path in ROUTES for method in METHODS if method != allowed
+])
+def test_other_method_is_method_not_allowed_with_allow_header(bare_client, allowed, path, method):
+    res = send(bare_client, method, path, 405)
+    assert res.json == {"error": "method_not_allowed"}
+    assert res.headers["Allow"] == allowed
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH", "OPTIONS"])
+@pytest.mark.parametrize("action", ACTIONS)
+def test_other_method_on_a_real_payouts_action_is_405_and_changes_nothing(client, repo, make_payout, action,
+                                                                         method):
+    payout_id = make_payout()
+    res = client.request(f"{PAYOUTS}/{payout_id}/{action}", method=method, headers=AUTH, status=405)
+    assert res.json == {"error": "method_not_allowed"}
+    assert res.headers["Allow"] == "POST"
+    assert_untouched(repo, payout_id)
+
+
+# -- mounted under a prefix ----------------------------------------------------------
+
+
+def test_app_mounted_under_a_prefix_routes_on_path_info(client, repo, make_payout):
+    payout_id = make_payout()
+    res = client.post_json(f"{PAYOUTS}/{payout_id}/failed", {"reason": "mounted"}, headers=AUTH, status=200,
+                           extra_environ={"SCRIPT_NAME": "/api"})
+    assert res.json == {"ok": True}
+    assert repo.get_payout(payout_id)["status"] == "failed"
+
+
+def test_a_mounted_apps_prefix_is_not_matched_again_in_path_info(bare_client):
+    # Built by hand: WebTest moves a PATH_INFO that starts with SCRIPT_NAME's prefix.
+    environ = make_environ(Input(b"{}"), path=f"/api{PAYOUTS}/{UNKNOWN_ID}/failed", content_length="2",
+                           SCRIPT_NAME="/api")
+    status, _, answer = call(bare_client.app, environ)
+    assert (status, answer) == (404, {"error": "not_found"})
