@@ -158,3 +158,22 @@ def call(app, environ, *, validate=True):
     assert headers["Content-Length"] == str(len(body))
     assert headers["Content-Type"].split(";")[0] == "application/json"
     return int(seen["status"].split()[0]), headers, json.loads(body)
+
+
+def post_body(client, url, body: bytes, headers=AUTH, status=None, **kwargs):
+    """POST raw bytes as application/json (WebTest sets CONTENT_LENGTH);
+    `status` is the one expected."""
+    return client.post(url, body, headers=headers, content_type="application/json", status=status, **kwargs)
+
+
+def snapshot(repo, payout_id):
+    """A payout and its events: what a refused request must leave as it was."""
+    return repo.get_payout(payout_id), repo.events(payout_id)
+
+
+def assert_untouched(repo, payout_id):
+    """The payout is still as made: requested, no reason, no event."""
+    payout = repo.get_payout(payout_id)
+    assert payout["status"] == "requested"
+    assert payout["reason"] is None
+    assert repo.events(payout_id) == []

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from helpers import AUTH, PAYOUTS, UNKNOWN_ID, move_to
+from helpers import AUTH, PAYOUTS, UNKNOWN_ID, move_to, snapshot
 
 STATUSES = ("requested", "processing", "sent", "failed", "cancelled")
 TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
@@ -17,8 +17,6 @@ def url(payout_id, action):
     return f"{PAYOUTS}/{payout_id}/{action}"
 
 
-def snapshot(repo, payout_id):
-    return repo.get_payout(payout_id), repo.events(payout_id)
 
 
 # -- /sent: tx_hash ----------------------------------------------------------

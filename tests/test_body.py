@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from helpers import PAYOUTS, Input, call, make_environ
+from helpers import PAYOUTS, assert_untouched, call, Input, make_environ
 
 CAP = 4096
 
@@ -39,9 +39,6 @@ def assert_failed_with(repo, payout_id, reason):
     assert (payout["status"], payout["reason"]) == ("failed", reason)
 
 
-def assert_untouched(repo, payout_id):
-    assert repo.get_payout(payout_id)["status"] == "requested"
-    assert repo.events(payout_id) == []
 
 
 # -- at the cap -----------------------------------------------------------------

@@ -13,27 +13,17 @@ import uuid
 
 import pytest
 
-from helpers import AUTH, PAYOUTS, TOKEN, UNKNOWN_ID
+from helpers import AUTH, PAYOUTS, TOKEN, UNKNOWN_ID, assert_untouched, post_body, snapshot
 
 
 def failed_url(payout_id: str) -> str:
     return f"{PAYOUTS}/{payout_id}/failed"
 
 
-def post_body(client, url, body: bytes, *, headers=AUTH, status, **kwargs):
-    """POST raw bytes as application/json (WebTest sets CONTENT_LENGTH)."""
-    return client.post(url, body, headers=headers, content_type="application/json", status=status, **kwargs)
 
 
-def snapshot(repo, payout_id):
-    return repo.get_payout(payout_id), repo.events(payout_id)
 
 
-def assert_untouched(repo, payout_id):
-    payout = repo.get_payout(payout_id)
-    assert payout["status"] == "requested"
-    assert payout["reason"] is None
-    assert repo.events(payout_id) == []
 
 
 # -- 200 ---------------------------------------------------------------------

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import AUTH, PAYOUTS, UNKNOWN_ID, Input, call, make_environ, move_to
+from helpers import AUTH, PAYOUTS, UNKNOWN_ID, assert_untouched, call, Input, make_environ, move_to, post_body, snapshot
 from triport_payouts import idempotency
 
 USERS = "/v1/admin/referrals/users"
@@ -49,20 +49,10 @@ def events_url(payout_id):
     return f"{PAYOUTS}/{payout_id}/events"
 
 
-def post(client, path, body, headers, status, **kwargs):
-    """POST raw bytes as application/json (WebTest sets CONTENT_LENGTH)."""
-    return client.post(path, body, headers=headers, content_type="application/json", status=status, **kwargs)
 
 
-def snapshot(repo, payout_id):
-    return repo.get_payout(payout_id), repo.events(payout_id)
 
 
-def assert_untouched(repo, payout_id):
-    payout = repo.get_payout(payout_id)
-    assert payout["status"] == "requested"
-    assert payout["reason"] is None
-    assert repo.events(payout_id) == []
 
 
 @pytest.fixture
@@ -84,7 +74,7 @@ def unopenable_client(make_client, tmp_path):
 @pytest.mark.parametrize("headers", [NO_TOKEN, WRONG_TOKEN], ids=["no-token", "wrong-token"])
 @pytest.mark.parametrize("path", [f"{PAYOUTS}/{UNKNOWN_ID}", f"{PAYOUTS}/{UNKNOWN_ID}/nope", "/nope"])
 def test_unknown_path_with_bad_token_is_404(client, path, headers):
-    res = post(client, path, b"{}", headers, 404)
+    res = post_body(client, path, b"{}", headers, 404)
     assert res.json == {"error": "not_found"}
 
 
@@ -146,7 +136,7 @@ def test_wrong_method_with_token_unset_is_405(client_with_token, method, path, a
 def test_unset_admin_token_refuses_every_request(client_with_token, repo, make_payout, admin_token, headers):
     client = client_with_token(admin_token)
     payout_id = make_payout()
-    res = post(client, url(payout_id, "failed"), b"{}", headers, 401)
+    res = post_body(client, url(payout_id, "failed"), b"{}", headers, 401)
     assert res.json == {"error": "admin_token_unset"}
     assert_untouched(repo, payout_id)
 
@@ -167,7 +157,7 @@ UNSET_CASES = [
 def test_unset_token_comes_before_the_rest(client_with_token, method, path, body, headers):
     client = client_with_token(None)
     if method == "POST":
-        res = post(client, path, body, headers, 401)
+        res = post_body(client, path, body, headers, 401)
     else:
         res = client.get(path, headers=headers, status=401)
     assert res.json == {"error": "admin_token_unset"}
@@ -254,7 +244,7 @@ FIELD_CASES = [
     *FIELD_CASES,
 ])
 def test_order_of_checks_on_an_action(bare_client, action, payout_id, headers, body, status, tag):
-    res = post(bare_client, url(payout_id, action), body, headers, status)
+    res = post_body(bare_client, url(payout_id, action), body, headers, status)
     assert res.json == {"error": tag}
 
 
@@ -262,7 +252,7 @@ def test_order_of_checks_on_an_action(bare_client, action, payout_id, headers, b
 @pytest.mark.parametrize("action", ACTIONS)
 def test_bad_actor_comes_before_bad_body(client, repo, make_payout, action, body):
     payout_id = make_payout()
-    res = post(client, url(payout_id, action), body, AUTH, 400,
+    res = post_body(client, url(payout_id, action), body, AUTH, 400,
                extra_environ={"HTTP_X_ADMIN_ACTOR": "a" * 129})
     assert res.json == {"error": "invalid_actor"}
     assert_untouched(repo, payout_id)
@@ -303,7 +293,7 @@ def test_order_of_checks_on_settled_payout(client, repo, make_payout, action, he
     payout_id = make_payout()
     move_to(repo, payout_id, "sent")
     before = snapshot(repo, payout_id)
-    res = post(client, url(payout_id, action), body, headers, status)
+    res = post_body(client, url(payout_id, action), body, headers, status)
     assert res.json == {"error": tag}
     assert snapshot(repo, payout_id) == before
 
@@ -317,7 +307,7 @@ def test_invalid_field_before_409(client, repo, make_payout, action, body, tag, 
     payout_id = make_payout()
     move_to(repo, payout_id, status)
     before = snapshot(repo, payout_id)
-    res = post(client, url(payout_id, action), body, AUTH, 400)
+    res = post_body(client, url(payout_id, action), body, AUTH, 400)
     assert res.json == {"error": tag}
     assert snapshot(repo, payout_id) == before
 
@@ -334,13 +324,13 @@ def test_invalid_field_before_409(client, repo, make_payout, action, body, tag, 
 def test_a_400_wins_over_a_reused_key(client, repo, make_payout, action, target, headers, body, tag):
     payout_id, other_id = make_payout(), make_payout(user_id="bob")
     key = {"Idempotency-Key": "used"}
-    assert post(client, url(payout_id, "failed"), b"{}", {**AUTH, **key}, 200).json == {"ok": True}
+    assert post_body(client, url(payout_id, "failed"), b"{}", {**AUTH, **key}, 200).json == {"ok": True}
     target = {"same": payout_id, "other": other_id}.get(target, target)
-    res = post(client, url(target, action), body, {**headers, **key}, 400)
+    res = post_body(client, url(target, action), body, {**headers, **key}, 400)
     assert res.json == {"error": tag}
     assert_untouched(repo, other_id)
     # The key still holds the first answer.
-    assert post(client, url(payout_id, "failed"), b"{}", {**AUTH, **key}, 200).json == {"ok": True}
+    assert post_body(client, url(payout_id, "failed"), b"{}", {**AUTH, **key}, 200).json == {"ok": True}
 
 
 @pytest.mark.parametrize(("action", "headers", "body", "tag"), [
@@ -353,7 +343,7 @@ def test_a_400_wins_over_a_key_in_use(client, repo, make_payout, action, headers
     # The very same request is running under the key.
     assert repo.claim_key("running", idempotency.fingerprint(action, payout_id, body),
                           "2000-01-01T00:00:00.000000Z") is None
-    res = post(client, url(payout_id, action), body, {**headers, "Idempotency-Key": "running"}, 400)
+    res = post_body(client, url(payout_id, action), body, {**headers, "Idempotency-Key": "running"}, 400)
     assert res.json == {"error": tag}
     assert_untouched(repo, payout_id)
 
@@ -365,7 +355,7 @@ def test_a_reused_key_is_422_even_while_its_first_request_runs(client, repo, mak
     payout_id = make_payout()
     fingerprint = idempotency.fingerprint("processing", payout_id, b"{}")
     assert repo.claim_key("running", fingerprint, "2000-01-01T00:00:00.000000Z") is None
-    res = post(client, url(payout_id, "processing"), b'{"other": 1}', {**AUTH, "Idempotency-Key": "running"},
+    res = post_body(client, url(payout_id, "processing"), b'{"other": 1}', {**AUTH, "Idempotency-Key": "running"},
                422)
     assert res.json == {"error": "idempotency_key_reused"}
     assert_untouched(repo, payout_id)
@@ -374,8 +364,8 @@ def test_a_reused_key_is_422_even_while_its_first_request_runs(client, repo, mak
 @pytest.mark.parametrize("action", ACTIONS)
 def test_a_reused_key_is_422_before_payout_not_found(client, make_payout, action):
     key = {"Idempotency-Key": "used"}
-    assert post(client, url(make_payout(), "failed"), b"{}", {**AUTH, **key}, 200).json == {"ok": True}
-    res = post(client, url(UNKNOWN_ID, action), b'{"tx_hash": "0x1"}', {**AUTH, **key}, 422)
+    assert post_body(client, url(make_payout(), "failed"), b"{}", {**AUTH, **key}, 200).json == {"ok": True}
+    res = post_body(client, url(UNKNOWN_ID, action), b'{"tx_hash": "0x1"}', {**AUTH, **key}, 422)
     assert res.json == {"error": "idempotency_key_reused"}
 
 
@@ -384,7 +374,7 @@ def test_a_key_in_use_is_409_before_payout_not_found(client, repo, action):
     body = b'{"tx_hash": "0x1"}'
     assert repo.claim_key("running", idempotency.fingerprint(action, UNKNOWN_ID, body),
                           "2000-01-01T00:00:00.000000Z") is None
-    res = post(client, url(UNKNOWN_ID, action), body, {**AUTH, "Idempotency-Key": "running"}, 409)
+    res = post_body(client, url(UNKNOWN_ID, action), body, {**AUTH, "Idempotency-Key": "running"}, 409)
     assert res.json == {"error": "idempotency_key_in_use"}
 
 
@@ -393,10 +383,10 @@ def test_a_reused_key_is_422_before_payout_not_actionable(client, repo, make_pay
     payout_id = make_payout()
     key = {"Idempotency-Key": "used"}
     other_id = make_payout(user_id="bob")
-    assert post(client, url(other_id, "failed"), b"{}", {**AUTH, **key}, 200).json == {"ok": True}
+    assert post_body(client, url(other_id, "failed"), b"{}", {**AUTH, **key}, 200).json == {"ok": True}
     move_to(repo, payout_id, "sent")
     before = snapshot(repo, payout_id)
-    res = post(client, url(payout_id, action), b'{"tx_hash": "0x1"}', {**AUTH, **key}, 422)
+    res = post_body(client, url(payout_id, action), b'{"tx_hash": "0x1"}', {**AUTH, **key}, 422)
     assert res.json == {"error": "idempotency_key_reused"}
     assert snapshot(repo, payout_id) == before
 
@@ -409,7 +399,7 @@ def test_a_key_in_use_is_409_in_use_before_payout_not_actionable(client, repo, m
     body = b'{"tx_hash": "0x1"}'
     assert repo.claim_key("running", idempotency.fingerprint(action, payout_id, body),
                           "2000-01-01T00:00:00.000000Z") is None
-    res = post(client, url(payout_id, action), body, {**AUTH, "Idempotency-Key": "running"}, 409)
+    res = post_body(client, url(payout_id, action), body, {**AUTH, "Idempotency-Key": "running"}, 409)
     assert res.json == {"error": "idempotency_key_in_use"}
     assert snapshot(repo, payout_id) == before
 
@@ -446,7 +436,7 @@ def test_a_key_in_use_is_409_in_use_before_payout_not_actionable(client, repo, m
 def test_checks_before_the_database_win_over_database_unavailable(unopenable_client, method, path, body,
                                                                     headers, status, tag):
     if method == "POST":
-        res = post(unopenable_client, path, body, headers, status)
+        res = post_body(unopenable_client, path, body, headers, status)
     else:
         res = unopenable_client.get(path, headers=headers, status=status)
     assert res.json == {"error": tag}

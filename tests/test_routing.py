@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import AUTH, PAYOUTS, UNKNOWN_ID, Input, call, make_environ
+from helpers import AUTH, PAYOUTS, UNKNOWN_ID, assert_untouched, call, Input, make_environ
 
 USERS = "/v1/admin/referrals/users"
 OPENAPI = "/v1/admin/openapi.json"
@@ -21,11 +21,6 @@ ACTIONS = ("failed", "sent", "processing")
 METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 
 
-def assert_untouched(repo, payout_id):
-    payout = repo.get_payout(payout_id)
-    assert payout["status"] == "requested"
-    assert payout["reason"] is None
-    assert repo.events(payout_id) == []
 
 
 def send(client, method, path_info, status, **kwargs):
