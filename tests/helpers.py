@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+from unittest.mock import ANY
 import os
 from wsgiref.validate import validator
 
@@ -171,9 +172,29 @@ def snapshot(repo, payout_id):
     return repo.get_payout(payout_id), repo.events(payout_id)
 
 
+def is_creation(event: dict) -> bool:
+    """Whether an event of GET .../events is a payout's creation."""
+    return (event["from_status"], event["to_status"], event["reason"], event["tx_hash"], event["actor"]) == (
+        None, "requested", None, None, None)
+
+
+def creation_of(payout_id: str) -> dict:
+    """What GET .../events shows of a payout's creation, but for its time."""
+    return {"payout_id": payout_id, "from_status": None, "to_status": "requested", "reason": None,
+            "tx_hash": None, "actor": None, "at": ANY}
+
+
+def transitions(events_or_repo, payout_id=None) -> list[dict]:
+    """A payout's events after its creation event, which must come first:
+    transitions(repo, payout_id), or transitions(events) of a list."""
+    events = events_or_repo if payout_id is None else events_or_repo.events(payout_id)
+    assert events and is_creation(events[0]), events
+    return events[1:]
+
+
 def assert_untouched(repo, payout_id):
-    """The payout is still as made: requested, no reason, no event."""
+    """The payout is still as made: requested, no reason, no event but its creation."""
     payout = repo.get_payout(payout_id)
     assert payout["status"] == "requested"
     assert payout["reason"] is None
-    assert repo.events(payout_id) == []
+    assert transitions(repo, payout_id) == []

@@ -45,7 +45,7 @@ def _without_checks(repo, backend, constraint):
 def test_a_clean_database_passes(walked, database_url, capsys):
     code, lines = _audit(database_url, capsys)
     assert code == 0
-    assert lines == ["audit ok: 5 payouts, 5 events, 5 credits"]
+    assert lines == ["audit ok: 5 payouts, 10 events, 5 credits"]
 
 
 def test_an_empty_database_passes(repo, database_url, capsys):
@@ -58,7 +58,7 @@ def test_a_status_changed_without_an_event(walked, repo, database_url, capsys):
     assert code == 1
     assert lines == [
         f"payout {walked['requested']}: events replay to requested, status is processing",
-        "audit failed: 1 violations in 5 payouts, 5 events, 5 credits",
+        "audit failed: 1 violations in 5 payouts, 10 events, 5 credits",
     ]
 
 
@@ -93,6 +93,8 @@ def test_a_negative_balance(walked, repo, database_url, capsys):
     _execute(repo, "INSERT INTO payouts (id, user_id, amount, currency, destination, status, created_at,"
                    " updated_at) VALUES ('ffffffff-0000-4000-8000-000000000000', 'alice', '1000.00', 'USDT',"
                    " '0x', 'requested', '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z')")
+    _execute(repo, "INSERT INTO payout_events (payout_id, from_status, to_status, at) VALUES"
+                   " ('ffffffff-0000-4000-8000-000000000000', NULL, 'requested', '2026-01-01T00:00:00.000000Z')")
     code, lines = _audit(database_url, capsys)
     assert code == 1
     assert lines[:-1] == [
@@ -109,7 +111,7 @@ def test_an_event_of_a_missing_payout(walked, repo, database_url, capsys, backen
     assert code == 1
     assert lines == [
         "payout 00000000-0000-4000-8000-000000000000: 1 events, but no such payout",
-        "audit failed: 1 violations in 5 payouts, 6 events, 5 credits",
+        "audit failed: 1 violations in 5 payouts, 11 events, 5 credits",
     ]
 
 
@@ -125,10 +127,22 @@ def test_a_credit_that_is_not_positive(walked, repo, database_url, capsys, backe
 def test_the_audit_reads_through_many_rows(repo, database_url, capsys):
     demo.seed_demo(repo, 20_000, 50)
     code, lines = _audit(database_url, capsys)
-    assert (code, lines) == (0, ["audit ok: 20000 payouts, 0 events, 50 credits"])
+    assert (code, lines) == (0, ["audit ok: 20000 payouts, 20000 events, 50 credits"])
 
 
 def test_a_refused_payout_changes_nothing_the_audit_sees(walked, repo, database_url, capsys):
     with pytest.raises(Exception):
         repo.create_payout("alice", Decimal("1000.00"), "USDT", "0x")
     assert _audit(database_url, capsys)[0] == 0
+
+
+def test_a_payout_without_its_creation_event(repo, database_url, capsys):
+    _execute(repo, "INSERT INTO payouts (id, user_id, amount, currency, destination, status, created_at,"
+                   " updated_at) VALUES ('ffffffff-0000-4000-8000-000000000000', 'alice', '1.00', 'USDT',"
+                   " '0x', 'requested', '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z')")
+    repo.credit("alice", Decimal("1.00"), "USDT")
+    code, lines = _audit(database_url, capsys)
+    assert (code, lines) == (1, [
+        "payout ffffffff-0000-4000-8000-000000000000: events replay to nothing, status is requested",
+        "audit failed: 1 violations in 1 payouts, 0 events, 1 credits",
+    ])

@@ -17,7 +17,7 @@ import sys
 from decimal import Decimal
 
 import pytest
-from helpers import UNKNOWN_ID, move_to, user_view
+from helpers import UNKNOWN_ID, move_to, transitions, user_view
 
 from triport_payouts import cli, domain
 
@@ -96,11 +96,11 @@ def test_init_db_twice_keeps_every_row(run, repo):
     credit(run)
     payout_id = created_id(create(run))
     repo.transition(payout_id, "failed", reason="r")
-    before = (repo.get_payout(payout_id), repo.events(payout_id), user_view(repo, "alice"))
+    before = (repo.get_payout(payout_id), transitions(repo, payout_id), user_view(repo, "alice"))
     for _ in range(2):
         code, out, _ = run("init-db")
         assert (code, out) == (0, "")
-    assert (repo.get_payout(payout_id), repo.events(payout_id), user_view(repo, "alice")) == before
+    assert (repo.get_payout(payout_id), transitions(repo, payout_id), user_view(repo, "alice")) == before
 
 
 def test_init_db_twice_leaves_the_sqlite_file_identical(tmp_path):
@@ -272,7 +272,7 @@ def test_cancel_payout_cancels_a_requested_payout_as_the_cli_user(repo, database
     printed = json.loads(result.stdout)
     assert (printed["id"], printed["status"]) == (payout_id, "cancelled")
     assert repo.get_payout(payout_id)["status"] == "cancelled"
-    [event] = repo.events(payout_id)
+    [event] = transitions(repo, payout_id)
     assert {k: event[k] for k in ("payout_id", "from_status", "to_status", "reason", "tx_hash", "actor")} == {
         "payout_id": payout_id, "from_status": "requested", "to_status": "cancelled",
         "reason": None, "tx_hash": None, "actor": user,
@@ -291,9 +291,9 @@ def test_cancel_payout_accepts_an_upper_case_id(run, repo, make_payout):
 def test_cancel_payout_from_any_other_status_is_refused_and_changes_nothing(run, repo, make_payout, status):
     payout_id = make_payout()
     move_to(repo, payout_id, status)
-    before = (repo.get_payout(payout_id), repo.events(payout_id))
+    before = (repo.get_payout(payout_id), transitions(repo, payout_id))
     assert_refused(*run("cancel-payout", payout_id))
-    assert (repo.get_payout(payout_id), repo.events(payout_id)) == before
+    assert (repo.get_payout(payout_id), transitions(repo, payout_id)) == before
 
 
 @pytest.mark.parametrize("payout_id", [UNKNOWN_ID, "not-a-uuid", ""], ids=["unknown", "malformed", "empty"])

@@ -15,7 +15,7 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from helpers import PAYOUTS, TOKEN
+from helpers import PAYOUTS, TOKEN, transitions
 from flaky_proxy import FlakyProxy, answer
 from live import Gunicorn, free_port
 
@@ -93,11 +93,11 @@ def test_every_method_against_a_live_server(server, repo, make_payout, monkeypat
     assert admin.referrals.payouts.mark_failed(quiet.upper()) is True  # no reason, either case
 
     events = admin.referrals.payouts.events(sent)
-    assert statuses(events) == [("requested", "processing"), ("processing", "sent")]
-    assert events[-1]["tx_hash"] == "0xabc" and {e["actor"] for e in events} == {"ops@example.com"}
-    [event] = admin.referrals.payouts.events(failed)
+    assert statuses(events) == [(None, "requested"), ("requested", "processing"), ("processing", "sent")]
+    assert events[-1]["tx_hash"] == "0xabc" and {e["actor"] for e in events[1:]} == {"ops@example.com"}
+    [event] = transitions(admin.referrals.payouts.events(failed))
     assert (event["to_status"], event["reason"]) == ("failed", "wallet rejected")
-    assert admin.referrals.payouts.events(quiet)[0]["reason"] is None
+    assert transitions(admin.referrals.payouts.events(quiet))[0]["reason"] is None
 
     listed = list(admin.referrals.payouts.list())
     assert [p["id"] for p in listed] == [quiet, failed, sent]  # newest first
@@ -204,7 +204,7 @@ def test_a_server_without_a_token_refuses_everything(repo, database_url, make_pa
             with pytest.raises(AdminTokenUnset) as caught:
                 call()
             assert caught.value.status == 401
-    assert repo.events(payout_id) == [] and repo.get_payout(payout_id)["status"] == "requested"
+    assert transitions(repo, payout_id) == [] and repo.get_payout(payout_id)["status"] == "requested"
 
 
 # -- retries: a lost answer is replayed, never turned into a 409 -------------
@@ -219,7 +219,7 @@ def test_a_lost_answer_is_replayed_by_the_retry(server, repo, make_payout, loss)
     assert len(proxy.requests) == 2
     (_, _, first, body1), (_, _, second, body2) = proxy.requests
     assert first["idempotency-key"] == second["idempotency-key"] and body1 == body2
-    [event] = repo.events(payout_id)
+    [event] = transitions(repo, payout_id)
     assert (event["to_status"], event["reason"]) == ("failed", "wallet rejected")
 
 
@@ -232,7 +232,7 @@ def test_a_retry_without_the_key_would_have_been_a_409(server, repo, make_payout
             client(proxy.url, max_attempts=1).referrals.payouts.mark_failed(payout_id)
         with pytest.raises(PayoutNotActionable):
             client(proxy.url).referrals.payouts.mark_failed(payout_id)  # a new call: a new key
-    assert len(repo.events(payout_id)) == 1
+    assert len(transitions(repo, payout_id)) == 1
 
 
 @pytest.mark.live
@@ -246,9 +246,9 @@ def test_in_use_and_5xx_answers_are_retried(server, repo, make_payout):
         proxy.script += [UNAVAILABLE, answer(500, {"error": "internal"})]
         assert [p["id"] for p in admin.referrals.payouts.list()] == [payout_id]
         proxy.script += [html]
-        assert admin.referrals.payouts.events(payout_id)[0]["to_status"] == "processing"
+        assert transitions(admin.referrals.payouts.events(payout_id))[0]["to_status"] == "processing"
     assert len(proxy.requests) == 4 + 3 + 2
-    assert len(repo.events(payout_id)) == 1
+    assert len(transitions(repo, payout_id)) == 1
 
 
 # -- retries, bounded; answers that are not the API's ------------------------
@@ -347,5 +347,5 @@ def test_the_seed_page_python_example_runs_as_written(server, repo, make_payout)
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=30, check=False)
     assert done.returncode == 0, done.stderr
-    [event] = repo.events(payout_id)
+    [event] = transitions(repo, payout_id)
     assert (event["to_status"], event["reason"]) == ("failed", "destination wallet rejected the transfer")

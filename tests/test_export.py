@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import AUTH, PAYOUTS
+from helpers import AUTH, PAYOUTS, transitions
 
 from triport_payouts import demo
 from triport_payouts import cli
@@ -57,7 +57,7 @@ def test_csv_parsed_back_equals_the_api_list(books, client, repo, database_url):
     ]
     by_id = {row["id"]: row for row in rows}
     for payout_id in books.values():
-        event = repo.events(payout_id)[-1]
+        event = transitions(repo, payout_id)[-1]
         assert (by_id[payout_id]["settled_by"], by_id[payout_id]["settled_at"]) == (event["actor"], event["at"])
     assert by_id[books["sent"]]["amount"] == "0.00000001"
     assert by_id[books["failed"]]["reason"] == 'wallet said "no", twice,\r\nthen ü'

@@ -14,7 +14,7 @@ import time
 from decimal import Decimal
 
 import pytest
-from helpers import PAYOUTS, TOKEN
+from helpers import PAYOUTS, TOKEN, transitions
 from live import Gunicorn, served_sqlite
 
 from triport_payouts.db import open_database
@@ -100,7 +100,7 @@ def status_of(answer: bytes) -> int:
 
 def assert_untouched(server, payout_id: str, answer: bytes):
     assert server.repo.get_payout(payout_id)["status"] == "requested"
-    assert server.repo.events(payout_id) == []
+    assert transitions(server.repo, payout_id) == []
     assert b"application/json" not in answer.split(b"\r\n\r\n", 1)[0], "the app answered"
     time.sleep(0.05)  # gunicorn writes its log line after the answer
     assert payout_id not in server.log_path.read_text(errors="replace"), "the request reached the log as a path"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import UNKNOWN_ID
+from helpers import UNKNOWN_ID, transitions
 
 from triport_payouts import domain, errors, handlers, http
 from triport_payouts.inputs import Action
@@ -26,7 +26,7 @@ def action(payout_id, body=None, key=None, actor="maria") -> Action:
 def test_mark_failed_moves_the_payout_and_records_the_actor(services, repo, make_payout):
     payout_id = make_payout()
     assert handlers.mark_failed(services, action(payout_id, {"reason": "rejected"})) is http.OK
-    [event] = repo.events(payout_id)
+    [event] = transitions(repo, payout_id)
     assert (event["to_status"], event["reason"], event["actor"]) == ("failed", "rejected", "maria")
 
 
@@ -45,7 +45,7 @@ def test_an_action_with_a_key_answers_a_retry_with_the_stored_answer(services, r
     first = handlers.mark_processing(services, action(payout_id, key="k-1"))
     again = handlers.mark_processing(services, action(payout_id, key="k-1"))
     assert (first.status, first.body) == (again.status, again.body) == (200, http.OK.body)
-    assert len(repo.events(payout_id)) == 1
+    assert len(transitions(repo, payout_id)) == 1
 
 
 @pytest.mark.parametrize(("query", "error"), [

@@ -10,7 +10,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from helpers import AUTH, PAYOUTS, TOKEN
+from helpers import AUTH, PAYOUTS, TOKEN, transitions
 from live import Gunicorn
 
 from triport_payouts import cli, domain, idempotency
@@ -24,12 +24,12 @@ def _post(client, payout_id, action="failed", body=b"", key="key-1", status="*",
 def test_a_retry_gets_the_first_answer_byte_for_byte_and_changes_nothing(client, make_payout, repo):
     payout_id = make_payout()
     first = _post(client, payout_id, body=b'{"reason": "rejected"}')
-    payout, events = repo.get_payout(payout_id), repo.events(payout_id)
+    payout, events = repo.get_payout(payout_id), transitions(repo, payout_id)
     retry = _post(client, payout_id, body=b'{"reason": "rejected"}')
     assert (first.status_int, first.body) == (200, b'{"ok":true}\n')
     assert (retry.status_int, retry.body) == (first.status_int, first.body)
     assert repo.get_payout(payout_id) == payout
-    assert repo.events(payout_id) == events and len(events) == 1
+    assert transitions(repo, payout_id) == events and len(events) == 1
 
 
 def test_without_a_key_a_retry_is_409(client, make_payout):
@@ -154,4 +154,4 @@ def test_concurrent_retries_on_a_real_server_move_the_payout_once(repo, database
     assert set(answers) <= {ok, in_use}
     assert Counter(answers)[ok] >= 1
     assert final == (200, {"ok": True})
-    assert len(repo.events(payout_id)) == 1
+    assert len(transitions(repo, payout_id)) == 1

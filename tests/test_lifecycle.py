@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from helpers import AUTH, PAYOUTS, UNKNOWN_ID
+from helpers import AUTH, PAYOUTS, UNKNOWN_ID, creation_of
 
 USERS = "/v1/admin/referrals/users"
 ACTOR = {**AUTH, "X-Admin-Actor": "ops-alice"}
@@ -42,7 +42,8 @@ class Walk:
         payout = self.repo.create_payout(self.user, Decimal(amount), currency, f"wallet-{currency}")
         assert payout["amount"] == amount
         self.payouts[payout["id"]] = dict(payout)
-        self.history[payout["id"]] = []
+        # Its history starts with its creation, at its created_at, by no one.
+        self.history[payout["id"]] = [(None, "requested", None, None, None)]
         self.order.append(payout["id"])
         return payout["id"]
 
@@ -70,7 +71,8 @@ class Walk:
         for payout_id in newest:
             events = events_of(self.client, payout_id)
             self.check_events(payout_id, events)
-            updated_at = events[-1]["at"] if events else self.payouts[payout_id]["created_at"]
+            assert events[0]["at"] == self.payouts[payout_id]["created_at"]
+            updated_at = events[-1]["at"]
             listed.append({**self.payouts[payout_id], "updated_at": updated_at})
         assert view == {
             "user_id": self.user,
@@ -87,8 +89,8 @@ class Walk:
              "tx_hash": h, "actor": a, "at": e["at"]}
             for (f, t, r, h, a), e in zip(self.history[payout_id], events, strict=True)
         ]
-        # The replay: from `requested`, each event starts where the last ended.
-        status = "requested"
+        # The replay: from nothing, each event starts where the last ended.
+        status = None
         for event in events:
             assert event["from_status"] == status
             status = event["to_status"]
@@ -202,17 +204,18 @@ def test_events_of_malformed_id_is_400(client, payout_id):
     assert res.json == {"error": "invalid_payout_id"}
 
 
-def test_events_of_payout_never_moved_is_empty(client, make_payout):
+def test_events_of_payout_never_moved_is_its_creation(client, repo, make_payout):
     payout_id = make_payout()
     res = client.get(f"{PAYOUTS}/{payout_id}/events", headers=AUTH)
-    assert res.json == {"events": []}
+    assert res.json == {"events": [{**creation_of(payout_id), "at": repo.get_payout(payout_id)["created_at"]}]}
 
 
 def test_events_by_upper_case_id(client, repo, make_payout):
     payout_id = make_payout()
     repo.transition(payout_id, "processing")
     res = client.get(f"{PAYOUTS}/{payout_id.upper()}/events", headers=AUTH)
-    assert [(e["payout_id"], e["to_status"]) for e in res.json["events"]] == [(payout_id, "processing")]
+    assert [(e["payout_id"], e["to_status"]) for e in res.json["events"]] == [
+        (payout_id, "requested"), (payout_id, "processing")]
 
 
 # -- decimal exactness -----------------------------------------------------------

@@ -15,7 +15,7 @@ from decimal import Decimal
 
 import pytest
 
-from helpers import PAYOUTS, TOKEN, user_view
+from helpers import PAYOUTS, TOKEN, transitions, user_view
 from live import served_sqlite
 from triport_payouts.db import open_database
 from triport_payouts.repository import Repository
@@ -132,7 +132,7 @@ def test_racing_requests_on_one_payout_exactly_one_wins(server, live_repo, new_p
     [winner] = winners
     payout = live_repo.get_payout(payout_id)
     assert (payout["status"], payout["reason"]) == ("failed", f"reason {winner}")
-    [event] = live_repo.events(payout_id)
+    [event] = transitions(live_repo, payout_id)
     assert (event["from_status"], event["to_status"], event["actor"], event["reason"]) == (
         "requested", "failed", f"racer-{winner}", f"reason {winner}")
 
@@ -214,7 +214,7 @@ def test_server_survives_clients_that_close_mid_body(server, live_repo, new_payo
         assert post(server, failed_path(payout_id)) == (409, {"error": "payout_not_actionable"})
     payout = live_repo.get_payout(payout_id)
     assert (payout["status"], payout["reason"]) == ("failed", "after the broken ones")
-    assert len(live_repo.events(payout_id)) == 1
+    assert len(transitions(live_repo, payout_id)) == 1
     assert server.booted_workers() == WORKERS, server.log()
 
 

@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from helpers import AUTH, PAYOUTS, TOKEN, UNKNOWN_ID, assert_untouched, post_body, snapshot
+from helpers import AUTH, PAYOUTS, TOKEN, UNKNOWN_ID, assert_untouched, post_body, snapshot, transitions
 
 
 def failed_url(payout_id: str) -> str:
@@ -37,7 +37,7 @@ def test_success_answers_ok_and_moves_the_payout_to_failed(client, repo, make_pa
     assert payout["status"] == "failed"
     assert payout["reason"] == "wallet rejected"
     assert payout["tx_hash"] is None
-    [event] = repo.events(payout_id)
+    [event] = transitions(repo, payout_id)
     assert {k: v for k, v in event.items() if k != "at"} == {
         "payout_id": payout_id,
         "from_status": "requested",
@@ -66,7 +66,7 @@ def test_reason_is_stored_as_given_and_status_is_always_failed(client, repo, mak
     payout = repo.get_payout(payout_id)
     assert payout["status"] == "failed"
     assert payout["reason"] == reason
-    [event] = repo.events(payout_id)
+    [event] = transitions(repo, payout_id)
     assert event["reason"] == reason
     assert event["to_status"] == "failed"
 
@@ -83,7 +83,7 @@ def test_body_without_a_reason_stores_no_reason(client, repo, make_payout, body)
     assert res.json == {"ok": True}
     payout = repo.get_payout(payout_id)
     assert (payout["status"], payout["reason"], payout["tx_hash"]) == ("failed", None, None)
-    [event] = repo.events(payout_id)
+    [event] = transitions(repo, payout_id)
     assert (event["reason"], event["tx_hash"]) == (None, None)
 
 
@@ -118,14 +118,14 @@ def test_actor_is_recorded_from_x_admin_actor(client, repo, make_payout, actor):
     res = post_body(client, failed_url(payout_id), b"{}", status=200,
                     extra_environ={"HTTP_X_ADMIN_ACTOR": raw})
     assert res.json == {"ok": True}
-    [event] = repo.events(payout_id)
+    [event] = transitions(repo, payout_id)
     assert event["actor"] == actor
 
 
 def test_actor_is_null_when_absent(client, repo, make_payout):
     payout_id = make_payout()
     post_body(client, failed_url(payout_id), b"{}", status=200)
-    [event] = repo.events(payout_id)
+    [event] = transitions(repo, payout_id)
     assert event["actor"] is None
 
 
@@ -136,7 +136,7 @@ def test_processing_payout_can_be_marked_failed(client, repo, make_payout):
     assert res.json == {"ok": True}
     payout = repo.get_payout(payout_id)
     assert (payout["status"], payout["reason"]) == ("failed", "bank bounced")
-    assert [(e["from_status"], e["to_status"]) for e in repo.events(payout_id)] == [
+    assert [(e["from_status"], e["to_status"]) for e in transitions(repo, payout_id)] == [
         ("requested", "processing"), ("processing", "failed"),
     ]
 
@@ -147,7 +147,7 @@ def test_upper_case_payout_id_is_accepted_and_canonicalised(client, repo, make_p
     res = post_body(client, failed_url(payout_id_form(payout_id)), b"{}", status=200)
     assert res.json == {"ok": True}
     assert repo.get_payout(payout_id)["status"] == "failed"
-    [event] = repo.events(payout_id)
+    [event] = transitions(repo, payout_id)
     assert event["payout_id"] == payout_id
 
 
@@ -331,7 +331,7 @@ def test_second_mark_failed_is_payout_not_actionable_and_keeps_the_first(client,
     assert res.json == {"error": "payout_not_actionable"}
     assert snapshot(repo, payout_id) == before
     assert before[0]["reason"] == "first"
-    assert len(before[1]) == 1
+    assert len(transitions(before[1])) == 1
 
 
 # -- 500 ----------------------------------------------------------------------

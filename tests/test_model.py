@@ -76,7 +76,8 @@ class ModelPayout:
     status: str = "requested"
     reason: str | None = None
     tx_hash: str | None = None
-    events: list = field(default_factory=list)  # (from, to, reason, tx_hash, actor)
+    # (from, to, reason, tx_hash, actor), from its creation on
+    events: list = field(default_factory=lambda: [(None, "requested", None, None, None)])
 
 
 @dataclass(frozen=True)
@@ -330,7 +331,7 @@ class PayoutMachine(RuleBasedStateMachine):
             events = self.get(f"{PAYOUTS}/{model.id}/events", status=200).json["events"]
             assert [(e["from_status"], e["to_status"], e["reason"], e["tx_hash"], e["actor"]) for e in events] == (
                 model.events)
-            status = "requested"
+            status = None  # before its creation
             for recorded in events:
                 assert recorded["from_status"] == status and recorded["payout_id"] == model.id
                 status = recorded["to_status"]

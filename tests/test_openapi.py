@@ -40,7 +40,7 @@ CONTRACT_ERRORS = {
     (404, "not_found"), (404, "payout_not_found"), (404, "user_not_found"),
     (405, "method_not_allowed"), (409, "payout_not_actionable"),
     (409, "idempotency_key_in_use"), (422, "idempotency_key_reused"),
-    (500, "internal"), (503, "database_unavailable"), (503, "storage_full"),
+    (500, "internal"), (503, "database_unavailable"), (503, "storage_full"), (503, "schema_outdated"), (503, "schema_too_new"),
 }
 
 
@@ -161,6 +161,7 @@ def test_lifecycle_matches_the_document(client, repo):
 
     events = call(client, "GET", EVENTS, 200, params={"payout_id": to_send}).json["events"]
     assert [(e["from_status"], e["to_status"], e["actor"]) for e in events] == [
+        (None, "requested", None),
         ("requested", "processing", "ops@example.com"),
         ("processing", "sent", "ops@example.com"),
     ]

@@ -33,6 +33,7 @@ FIX = ("a postgresql:// database needs psycopg, which cannot be imported (No mod
 # Every command, with arguments it accepts.
 COMMANDS = {
     "init-db": [],
+    "migrate": [],
     "credit": ["--user-id", "alice", "--amount", "1", "--currency", "USDT"],
     "create-payout": ["--user-id", "alice", "--amount", "1", "--currency", "USDT", "--destination", "0xd"],
     "cancel-payout": [UNKNOWN_ID],

@@ -20,7 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from helpers import AUTH, PAYOUTS, TOKEN, UNKNOWN_ID, list_payouts, user_view
+from helpers import AUTH, PAYOUTS, TOKEN, UNKNOWN_ID, list_payouts, transitions, user_view
 from live import Gunicorn
 from test_crash import children_of
 
@@ -238,7 +238,7 @@ def check_consistency(repo):
         page, after = list_payouts(repo, limit=200, after=after)
         for payout in page:
             status = "requested"
-            for event in repo.events(payout["id"]):
+            for event in transitions(repo, payout["id"]):
                 assert event["from_status"] == status
                 status = event["to_status"]
             assert status == payout["status"]

@@ -1,8 +1,8 @@
 """The integrity audit: reads the whole database in one consistent snapshot,
 streaming, and names every broken invariant.
 
-- each payout's events replay, from `requested`, through the transitions
-  table to its status;
+- each payout's events replay, from its creation (nothing -> `requested`),
+  through the transitions table to its status;
 - a settled payout has exactly one terminal event; a sent one has a tx_hash;
 - every amount is positive, and no (user, currency) balance is negative;
 - no event points at a missing payout.
@@ -17,8 +17,11 @@ from decimal import Decimal, InvalidOperation
 from . import domain
 from .repository import Repository
 
-# Every (from, to) pair the transitions table allows.
-_MOVES = {(source, rule.target) for rule in domain.TRANSITIONS.values() for source in rule.sources}
+# Every (from, to) pair the transitions table allows, and the creation (from nothing).
+_MOVES: set[tuple[str | None, str]] = {
+    (source, rule.target) for rule in domain.TRANSITIONS.values() for source in rule.sources
+}
+_MOVES.add((None, domain.REQUESTED))
 
 
 @dataclass
@@ -66,17 +69,18 @@ def audit(repo: Repository, report: Report | None = None) -> Report:
 
 
 def _check_payout(payout_id, status, tx_hash, events, report: Report) -> None:
-    state = domain.REQUESTED
+    state = None  # before its creation event
     for frm, to in events:
         if frm != state or (frm, to) not in _MOVES:
             report.violations.append(
-                f"payout {payout_id}: event {frm} -> {to} cannot follow {state}"
+                f"payout {payout_id}: event {frm or 'nothing'} -> {to} cannot follow {state or 'nothing'}"
             )
             break
         state = to
     else:
         if state != status:
-            report.violations.append(f"payout {payout_id}: events replay to {state}, status is {status}")
+            report.violations.append(
+                f"payout {payout_id}: events replay to {state or 'nothing'}, status is {status}")
     terminal = sum(1 for _, to in events if to in domain.TERMINAL)
     if status in domain.TERMINAL and terminal != 1:
         report.violations.append(f"payout {payout_id}: {status} with {terminal} terminal events")

@@ -18,7 +18,17 @@ import sys
 
 from . import audit, demo, domain, export, gunicorn_conf, idempotency
 from .config import Config
-from .db import PostgresExtraMissing, StorageFull, first_line, open_database
+from .db import (
+    DatabaseUnavailable,
+    NoSchema,
+    PostgresExtraMissing,
+    SchemaOutdated,
+    SchemaTooNew,
+    StorageFull,
+    first_line,
+    open_database,
+    require_version,
+)
 from .repository import Repository
 from .copydata import copy_database
 
@@ -72,9 +82,10 @@ def _actor() -> str | None:
         return None
 
 
-def cmd_init_db(args, repo, config):
-    repo.db.init_schema()
-    print(f"schema ready in {config.database}", file=sys.stderr)
+def cmd_migrate(args, repo, config):
+    before, after = repo.db.migrate()
+    was = f" (was {before})" if before != after else ", nothing to do"
+    print(f"schema at version {after}{was}", file=sys.stderr)
 
 
 def cmd_credit(args, repo, config):
@@ -137,8 +148,10 @@ def cmd_prune_idempotency_keys(args, repo, config):
 def cmd_copy_data(args, repo, config):
     source = open_database(args.source)
     try:
-        if not source.has_schema():
-            return _refuse(f"{args.source} has no triport_payouts schema")
+        try:
+            require_version(source.schema_version())
+        except DatabaseUnavailable as exc:
+            return _refuse(f"the source {args.source}: {exc}")
         _print_json(copy_database(Repository(source), repo))
     finally:
         source.close()
@@ -147,8 +160,9 @@ def cmd_copy_data(args, repo, config):
 def cmd_serve(args, repo, config):
     db = repo.db
     try:
-        if not db.has_schema():
-            return _refuse("the database has no schema: run init-db first")
+        db.ping()
+    except (NoSchema, SchemaOutdated, SchemaTooNew) as exc:
+        return _refuse(str(exc))
     except db.unavailable_errors as exc:
         # Start anyway: /readyz says 503 until the database is back.
         print(f"{PROG}: warning: database unavailable, serving 503 until it is back: {exc}",
@@ -195,7 +209,9 @@ def _parser() -> argparse.ArgumentParser:
         sub.set_defaults(command=func)
         return sub
 
-    command("init-db", cmd_init_db, "create the schema in TRIPORT_DATABASE (idempotent)")
+    command("init-db", cmd_migrate, "create the schema in TRIPORT_DATABASE, or bring it up to date (as migrate)")
+    command("migrate", cmd_migrate,
+            "bring the schema of TRIPORT_DATABASE up to this release's version, step by step (idempotent)")
 
     sub = command("credit", cmd_credit, "record referral earnings for a user; prints the credit as JSON")
     sub.add_argument("--user-id", required=True)

@@ -9,7 +9,7 @@ Each class carries its default tag, so a tag is written once: raise
 from __future__ import annotations
 
 from . import domain
-from .db import StorageFull
+from .db import SchemaOutdated, SchemaTooNew, StorageFull
 
 # Seconds a client should wait before retrying a 503: the database is down,
 # locked, or its disk full, none of which clears in a moment.
@@ -112,6 +112,14 @@ class StorageFullError(ServiceUnavailable):
     tag = "storage_full"
 
 
+class SchemaOutdatedError(ServiceUnavailable):
+    tag = "schema_outdated"
+
+
+class SchemaTooNewError(ServiceUnavailable):
+    tag = "schema_too_new"
+
+
 class Internal(ApiError):
     pass
 
@@ -132,6 +140,16 @@ def from_domain(exc: domain.DomainError) -> ApiError:
     return kind(tag)
 
 
+_FROM_DATABASE = (
+    (StorageFull, StorageFullError),
+    (SchemaOutdated, SchemaOutdatedError),
+    (SchemaTooNew, SchemaTooNewError),
+)
+
+
 def from_database(exc: BaseException) -> ApiError:
     """The API error for one of the database's ``unavailable_errors``."""
-    return StorageFullError() if isinstance(exc, StorageFull) else ServiceUnavailable()
+    for cause, error in _FROM_DATABASE:
+        if isinstance(exc, cause):
+            return error()
+    return ServiceUnavailable()

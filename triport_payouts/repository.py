@@ -277,17 +277,23 @@ class Repository:
             if amount > balance.available:
                 raise domain.WouldOverdraw()
             conn.execute(self._sql["insert_payout"], tuple(payout.values()))
+            # Its history starts with its creation, in the same transaction.
+            conn.execute(self._sql["insert_event"], creation_event(payout))
         return payout
 
     def cancel_payout(self, payout_id: str, actor: str | None = None) -> tuple[str, str]:
         return self.transition(payout_id, "cancel", actor=actor)
 
     def bulk_load(self, *, credits=(), payouts=()) -> None:
-        """Inserts rows of CREDIT_COLUMNS and PAYOUT_COLUMNS in one transaction,
-        as the dialect loads fastest (seed-demo)."""
+        """Inserts rows of CREDIT_COLUMNS and new requested payouts of
+        PAYOUT_COLUMNS, with their creation events, in one transaction, as the
+        dialect loads fastest (seed-demo)."""
         with self.db.transaction() as conn:
             self.db.bulk_insert(conn, "credits", CREDIT_COLUMNS, credits)
             self.db.bulk_insert(conn, "payouts", PAYOUT_COLUMNS, payouts)
+            created = PAYOUT_COLUMNS.index("created_at")
+            self.db.bulk_insert(conn, "payout_events", EVENT_COLUMNS,
+                                [(row[0], None, domain.REQUESTED, None, None, None, row[created]) for row in payouts])
 
     # -- idempotency keys ----------------------------------------------------
 
@@ -374,6 +380,11 @@ class Snapshot:
                 yield [tuple(row) for row in chunk]
             else:
                 yield [(*row[:amount], domain.format_amount(row[amount]), *row[amount + 1:]) for row in chunk]
+
+
+def creation_event(payout: dict) -> tuple:
+    """The EVENT_COLUMNS row a new (requested) payout's history starts with."""
+    return (payout["id"], None, domain.REQUESTED, None, None, None, payout["created_at"])
 
 
 def balances_from_rows(rows) -> dict[str, domain.Balance]:

@@ -1,16 +1,28 @@
 """The storage layer: the interface every dialect implements (``base.py``),
 SQLite (``sqlite.py``), PostgreSQL (``postgres.py``, the ``postgres`` extra),
-their schema files (``sql/``), and opening the database a
+the schema's versions (``migrations.py``, ``sql/<dialect>/NNNN_*.sql``), and
+opening the database a
 ``TRIPORT_DATABASE`` value names.
 """
 
 from __future__ import annotations
 
-from .base import SCHEMA_TABLES, Database, DatabaseUnavailable, StorageFull, first_line
+from .base import (
+    SCHEMA_TABLES,
+    Database,
+    DatabaseUnavailable,
+    NoSchema,
+    SchemaOutdated,
+    SchemaTooNew,
+    StorageFull,
+    first_line,
+    require_version,
+)
+from .migrations import SCHEMA_VERSION
 
 __all__ = [
-    "SCHEMA_TABLES", "Database", "DatabaseUnavailable", "PostgresExtraMissing", "StorageFull",
-    "first_line", "open_database",
+    "SCHEMA_TABLES", "SCHEMA_VERSION", "Database", "DatabaseUnavailable", "NoSchema", "PostgresExtraMissing",
+    "SchemaOutdated", "SchemaTooNew", "StorageFull", "first_line", "open_database", "require_version",
 ]
 
 INSTALL_POSTGRES = "pip install 'triport-payouts[postgres]'"

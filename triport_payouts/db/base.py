@@ -1,7 +1,8 @@
 """The storage interface every dialect implements (``sqlite.py``,
 ``postgres.py``), written down once, with what the dialects share: the
-errors meaning "not now" (the database unavailable, its disk full), connections
-per thread, and the schema files.
+errors meaning "not now" (the database unavailable, its disk full, its
+schema of another version), connections per thread, and migrating the schema
+through its versions (``migrations.py``).
 
 A connection belongs to one thread of one process: it is opened lazily, after
 gunicorn forks its workers, and reopened when the process id changes.
@@ -10,12 +11,15 @@ gunicorn forks its workers, and reopened when the process id changes.
 from __future__ import annotations
 
 import abc
+import datetime
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from importlib import resources
 from typing import Any, ClassVar
+
+from . import migrations
+from .migrations import SCHEMA_VERSION
 
 
 class DatabaseUnavailable(Exception):
@@ -26,7 +30,20 @@ class StorageFull(DatabaseUnavailable):
     """the database's disk is full: the write was rolled back, nothing changed"""
 
 
-# The tables init-db creates; a database without all of them needs init-db.
+class NoSchema(DatabaseUnavailable):
+    """the database has no schema: run triport-payouts init-db"""
+
+
+class SchemaOutdated(DatabaseUnavailable):
+    """the database's schema is older than the code: run triport-payouts migrate"""
+
+
+class SchemaTooNew(DatabaseUnavailable):
+    """the database's schema is newer than the code: run the release that migrated it"""
+
+
+# The tables of schema version 1: a database with all of them and no
+# schema_migrations table was made by the first release.
 SCHEMA_TABLES = ("credits", "payouts", "payout_events", "idempotency_keys")
 
 # stream(sql, params) -> an iterator of rows: what snapshot() yields.
@@ -38,8 +55,17 @@ def first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-def schema_text(dialect: str) -> str:
-    return resources.files(__package__).joinpath("sql", f"{dialect}.sql").read_text("utf-8")
+def require_version(version: int) -> None:
+    """Raises unless a database at schema `version` is one this code can use."""
+    if version == SCHEMA_VERSION:
+        return
+    if version == 0:
+        raise NoSchema(NoSchema.__doc__)
+    if version < SCHEMA_VERSION:
+        raise SchemaOutdated(f"the database's schema is at version {version}, this code needs"
+                             f" {SCHEMA_VERSION}: run triport-payouts migrate")
+    raise SchemaTooNew(f"the database's schema is at version {version}, newer than this code's"
+                       f" {SCHEMA_VERSION}: run the release that migrated it")
 
 
 class Database(abc.ABC):
@@ -58,6 +84,9 @@ class Database(abc.ABC):
     sql_overrides: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self) -> None:
+        # Whether a new connection refuses a schema of another version than
+        # the code's; off only to migrate (see migrate()).
+        self.checks_schema = True
         self._local = threading.local()
         self._opened: list[tuple[int, Any]] = []
         self._lock = threading.Lock()
@@ -67,7 +96,10 @@ class Database(abc.ABC):
     def connection(self) -> Any:
         """This thread's connection (autocommit: reads need no transaction),
         opened on first use and replaced when the process forked or the
-        connection broke. Raises DatabaseUnavailable when it cannot be opened.
+        connection broke. Raises DatabaseUnavailable when it cannot be opened,
+        SchemaOutdated or SchemaTooNew when the schema is not the code's
+        (checked once per connection: a migration while serving is seen by
+        the connections opened after it).
         """
         local, pid = self._local, os.getpid()
         conn = getattr(local, "conn", None)
@@ -75,6 +107,12 @@ class Database(abc.ABC):
             # An inherited connection is dropped, never closed: closing it
             # here would end the parent's session too.
             conn = self._connect()
+            if self.checks_schema:
+                try:
+                    require_version(self._version(conn))
+                except BaseException:
+                    conn.close()
+                    raise
             local.conn, local.pid = conn, pid
             with self._lock:
                 self._opened.append((pid, conn))
@@ -90,12 +128,42 @@ class Database(abc.ABC):
         self._local = threading.local()
 
     def ping(self) -> None:
-        """Raises DatabaseUnavailable unless the schema can be read."""
+        """Raises DatabaseUnavailable (or SchemaOutdated, SchemaTooNew) unless
+        the database answers with the code's schema version."""
         try:
-            if not self.has_schema():
-                raise DatabaseUnavailable("the database has no schema: run init-db")
+            require_version(self.schema_version())
         except self.errors as exc:
             raise DatabaseUnavailable(first_line(exc)) from None
+
+    def schema_version(self) -> int:
+        """The database's schema version: 0 when empty, 1 for the first release's."""
+        return self._version(self.connection())
+
+    def migrate(self) -> tuple[int, int]:
+        """Brings the schema up to SCHEMA_VERSION, step by step, each in one
+        transaction that re-reads the version first, so several hosts may
+        migrate at once. Returns (version before, version after). Raises
+        SchemaTooNew for a database newer than the code. Stops checking the
+        schema of new connections (it is the code's afterwards)."""
+        self.checks_schema = False
+        before = self.schema_version()
+        if before > SCHEMA_VERSION:
+            require_version(before)
+        for step in migrations.steps(self.dialect):
+            if step.version <= before:
+                continue
+            with self._migration() as conn:
+                if self._version(conn) >= step.version:
+                    continue  # another host applied it meanwhile
+                self._run_script(conn, step.sql)
+                self._run_script(conn, migrations.RECORD_TABLE)
+                conn.execute(self.sql("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)"),
+                             (step.version, _now()))
+        return before, self.schema_version()
+
+    def init_schema(self) -> None:
+        """Creates the schema, or brings it up to date: migrate()."""
+        self.migrate()
 
     def _usable(self, conn: Any) -> bool:
         return True
@@ -142,10 +210,17 @@ class Database(abc.ABC):
     # -- the schema ----------------------------------------------------------
 
     @abc.abstractmethod
-    def init_schema(self) -> None:
-        """Creates the schema; running it again changes nothing."""
+    def _version(self, conn: Any) -> int:
+        """The schema version `conn` sees (see schema_version)."""
 
     @abc.abstractmethod
-    def has_schema(self) -> bool:
-        """Whether every table of the schema exists."""
+    def _migration(self) -> AbstractContextManager[Any]:
+        """A write transaction that no other migration runs beside."""
 
+    @abc.abstractmethod
+    def _run_script(self, conn: Any, script: str) -> None:
+        """Runs the statements of a schema step inside `conn`'s transaction."""
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds")

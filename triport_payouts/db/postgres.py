@@ -16,7 +16,7 @@ from contextlib import contextmanager
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from .base import SCHEMA_TABLES, Database, DatabaseUnavailable, StorageFull, first_line, schema_text
+from .base import SCHEMA_TABLES, Database, DatabaseUnavailable, StorageFull, first_line
 
 CONNECT_TIMEOUT = 5  # seconds: a down database answers 503 quickly, not never
 STATEMENT_TIMEOUT_MS = 15_000
@@ -25,7 +25,7 @@ STATEMENT_TIMEOUT_MS = 15_000
 # transactions hold theirs for milliseconds, so a wait this long is a stuck
 # session, answered 503 well before the statement timeout.
 LOCK_TIMEOUT = 5.0
-# Any 64-bit number: the key of init-db's advisory lock.
+# Any 64-bit number: the key of the advisory lock migrations take.
 _SCHEMA_LOCK = 7_405_118_022
 
 
@@ -130,15 +130,19 @@ class PostgresDatabase(Database):
             for row in rows:
                 copy.write_row(row)
 
-    def init_schema(self) -> None:
+    def _version(self, conn) -> int:
+        tables = {row[0] for row in conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+        )}
+        if "schema_migrations" in tables:
+            return conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
+        return 1 if tables.issuperset(SCHEMA_TABLES) else 0
+
+    @contextmanager
+    def _migration(self):
         with self.transaction() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-            conn.execute(schema_text(self.dialect))
+            yield conn
 
-    def has_schema(self) -> bool:
-        row = self.connection().execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()"
-            " AND table_name = ANY(%s)", (list(SCHEMA_TABLES),)
-        ).fetchone()
-        return row[0] == len(SCHEMA_TABLES)
-
+    def _run_script(self, conn, script: str) -> None:
+        conn.execute(script)

@@ -12,7 +12,7 @@ import sqlite3
 import time
 from contextlib import contextmanager
 
-from .base import SCHEMA_TABLES, Database, DatabaseUnavailable, StorageFull, schema_text
+from .base import SCHEMA_TABLES, Database, DatabaseUnavailable, StorageFull
 
 log = logging.getLogger("triport_payouts")
 
@@ -292,24 +292,26 @@ class SQLiteDatabase(Database):
         for _name, sql in indexes:
             conn.execute(sql)
 
-    def init_schema(self) -> None:
-        conn = self.connection()
-        try:
-            # Statement by statement (IF NOT EXISTS): after a failure, running it again completes it.
-            conn.executescript(schema_text(self.dialect))
-        except sqlite3.OperationalError as exc:
-            error = self._not_now(exc)
-            if error is None:
-                raise
-            raise error from exc
-        self._sync(conn)
+    def _version(self, conn) -> int:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "schema_migrations" in tables:
+            return conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
+        return 1 if tables.issuperset(SCHEMA_TABLES) else 0
 
-    def has_schema(self) -> bool:
-        marks = ", ".join("?" * len(SCHEMA_TABLES))
-        row = self.connection().execute(
-            f"SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ({marks})", SCHEMA_TABLES
-        ).fetchone()
-        return row[0] == len(SCHEMA_TABLES)
+    def _migration(self):
+        # BEGIN IMMEDIATE: one writer, so one migration, at a time.
+        return self.transaction()
+
+    def _run_script(self, conn, script: str) -> None:
+        # One statement at a time: executescript() would commit first.
+        statement = ""
+        for line in script.splitlines(keepends=True):
+            statement += line
+            if sqlite3.complete_statement(statement):
+                conn.execute(statement)
+                statement = ""
+        if statement.strip():
+            conn.execute(statement)  # the last statement, without its semicolon
 
 
 def _quoted(name: str) -> str:

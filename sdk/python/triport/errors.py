@@ -178,12 +178,25 @@ class StorageFull(TriportError):
     status, tag = 503, "storage_full"
 
 
+class SchemaOutdated(TriportError):
+    """The server's database has an older schema than the server: it needs ``triport-payouts migrate``."""
+
+    status, tag = 503, "schema_outdated"
+
+
+class SchemaTooNew(TriportError):
+    """The server's database was migrated by a newer release than the server."""
+
+    status, tag = 503, "schema_too_new"
+
+
 ERROR_CLASSES: dict[str, type[TriportError]] = {
     cls.tag: cls for cls in (
         InvalidPayoutId, InvalidActor, InvalidJson, InvalidTxHash, InvalidStatus, InvalidUserId,
         InvalidLimit, InvalidCursor, InvalidIdempotencyKey, AdminTokenUnset, AdminTokenInvalid,
         NotFound, PayoutNotFound, UserNotFound, MethodNotAllowed, PayoutNotActionable,
         IdempotencyKeyInUse, IdempotencyKeyReused, Internal, DatabaseUnavailable, StorageFull,
+        SchemaOutdated, SchemaTooNew,
     )
 }
 
@@ -207,6 +220,8 @@ __all__ = [
     "NotFound",
     "PayoutNotActionable",
     "PayoutNotFound",
+    "SchemaOutdated",
+    "SchemaTooNew",
     "StorageFull",
     "TransportError",
     "TriportError",

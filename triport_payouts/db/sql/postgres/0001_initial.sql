@@ -1,5 +1,6 @@
--- triport_payouts: the data model (PostgreSQL). Idempotent: init-db runs it as
--- is, under an advisory lock so that several hosts may run it at once.
+-- triport_payouts, schema version 1 (PostgreSQL): the first release's data
+-- model. IF NOT EXISTS throughout: on a database that release made (which has
+-- no schema_migrations table) it changes nothing, and migrate only records it.
 -- Amounts are NUMERIC (exact, never float); ids and times are text in the "C"
 -- collation: RFC 3339 UTC with six fractional digits sorts as bytes, the same
 -- order as on SQLite.

@@ -1,4 +1,6 @@
--- triport_payouts: the data model (SQLite). Idempotent: init-db runs it as is.
+-- triport_payouts, schema version 1 (SQLite): the first release's data model.
+-- IF NOT EXISTS throughout: on a database that release made (which has no
+-- schema_migrations table) it changes nothing, and migrate only records it.
 -- Amounts are exact decimal text (never REAL); times are RFC 3339 UTC text with
 -- six fractional digits, so they sort as text.
 

@@ -1,1 +1,0 @@
-triport_payouts/db/sql/sqlite.sql
