@@ -52,8 +52,10 @@ def seed(path: Path, payouts: int, users: int) -> tuple[list[str], float]:
 def schema_key() -> str:
     """What a seeded database depends on: the schema and the code that seeds it."""
     digest = hashlib.sha256()
-    for name in ("db/sql/sqlite.sql", "repository.py", "domain.py", "demo.py"):
-        digest.update((ROOT / "triport_payouts" / name).read_bytes())
+    package = ROOT / "triport_payouts"
+    for path in [*sorted((package / "db" / "sql" / "sqlite").glob("*.sql")),
+                 *(package / name for name in ("repository.py", "domain.py", "demo.py"))]:
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:10]
 
 
