@@ -37,6 +37,7 @@ from triport import (
     InvalidTxHash,
     InvalidUserId,
     MethodNotAllowed,
+    InvalidType,
     NotFound,
     PayoutNotActionable,
     PayoutNotFound,
@@ -349,3 +350,24 @@ def test_the_seed_page_python_example_runs_as_written(server, repo, make_payout)
     assert done.returncode == 0, done.stderr
     [event] = transitions(repo, payout_id)
     assert (event["to_status"], event["reason"]) == ("failed", "destination wallet rejected the transfer")
+
+
+def test_the_feed_is_followed_to_its_end_and_tailed_from_its_cursor(server, repo, make_payout):
+    admin = client(server.port)
+    first, second = make_payout("alice", "1.00"), make_payout("bob", "2.00")
+    admin.referrals.payouts.mark_processing(first)
+    feed = admin.referrals.events.list(limit=2)
+    events = list(feed)
+    assert [(e["payout"]["id"], e["type"]) for e in events] == [
+        (first, "payout.requested"), (second, "payout.requested"), (first, "payout.processing")]
+    assert events[-1]["payout"]["status"] == "processing"
+    assert list(admin.referrals.events.list(after=feed.cursor)) == []
+
+    admin.referrals.payouts.mark_sent(first, tx_hash="0xabc")
+    later = admin.referrals.events.list(after=feed.cursor)
+    assert [(e["payout"]["id"], e["type"], e["tx_hash"]) for e in later] == [(first, "payout.sent", "0xabc")]
+    settled = admin.referrals.events.list(type=["payout.sent", "payout.failed"])
+    assert [(e["payout"]["id"], e["type"]) for e in settled] == [(first, "payout.sent")]
+    with pytest.raises(InvalidType) as raised:
+        admin.referrals.events.list(type="payout.paid")
+    assert (raised.value.status, raised.value.tag) == (400, "invalid_type")

@@ -35,7 +35,7 @@ CONTRACT_ERRORS = {
     (400, "invalid_user_id"),
     (400, "invalid_payout_id"), (400, "invalid_actor"), (400, "invalid_json"),
     (400, "invalid_tx_hash"), (400, "invalid_status"), (400, "invalid_limit"),
-    (400, "invalid_cursor"), (400, "invalid_idempotency_key"),
+    (400, "invalid_cursor"), (400, "invalid_type"), (400, "invalid_idempotency_key"),
     (401, "admin_token_unset"), (401, "admin_token_invalid"),
     (404, "not_found"), (404, "payout_not_found"), (404, "user_not_found"),
     (405, "method_not_allowed"), (409, "payout_not_actionable"),

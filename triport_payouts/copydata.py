@@ -17,8 +17,12 @@ class TargetNotEmpty(domain.DomainError):
 
 
 def copy_database(source: Repository, target: Repository) -> dict[str, int]:
-    """Copies every row of source into target; returns the rows copied per table."""
-    target.db.init_schema()
+    """Copies every row of source into target; returns the rows copied per
+    table. A target without a schema gets this release's; one with a schema
+    of another version is refused (SchemaOutdated, SchemaTooNew): migrating
+    is the operator's call."""
+    if target.db.schema_version() == 0:
+        target.db.init_schema()
     counts = dict.fromkeys(TABLES, 0)
     with target.db.transaction() as out:
         if not target.is_empty(out):

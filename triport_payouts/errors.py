@@ -67,6 +67,10 @@ class InvalidIdempotencyKey(BadRequest):
     tag = "invalid_idempotency_key"
 
 
+class InvalidType(BadRequest):
+    tag = "invalid_type"
+
+
 class Unauthorized(ApiError):
     status = 401
 

@@ -14,7 +14,15 @@ from dataclasses import dataclass
 from importlib import resources
 
 from . import domain, http, idempotency, pagination
-from .errors import InvalidCursor, InvalidJson, InvalidLimit, InvalidStatus, InvalidTxHash, InvalidUserId
+from .errors import (
+    InvalidCursor,
+    InvalidJson,
+    InvalidLimit,
+    InvalidStatus,
+    InvalidTxHash,
+    InvalidType,
+    InvalidUserId,
+)
 from .inputs import Action
 from .pagination import Cursors
 from .repository import Repository
@@ -22,6 +30,9 @@ from .repository import Repository
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 USER_VIEW_PAYOUTS = 20
+FEED_LIMIT = 100
+# The feed's event types, by the status each moves a payout to.
+EVENT_TYPES = {f"payout.{status}": status for status in domain.STATUSES}
 
 
 @dataclass(frozen=True)
@@ -95,9 +106,34 @@ def _single(query: dict[str, list[str]], name: str, error: Callable[[], Exceptio
     return values[0]
 
 
-def _limit(text: str | None) -> int:
+def list_events(services: Services, query: dict[str, list[str]]) -> http.Response:
+    """The change feed: events oldest first, after the `after` cursor, of
+    the `type`s given (comma-separated); next_cursor always names the
+    position after the last event, so calling again with it tails the feed."""
+    types = _single(query, "type", InvalidType)
+    statuses: tuple[str, ...] = ()
+    if types is not None:
+        try:
+            statuses = tuple(sorted({EVENT_TYPES[name] for name in types.split(",")}))
+        except KeyError:
+            raise InvalidType() from None
+    limit = _limit(_single(query, "limit", InvalidLimit), FEED_LIMIT)
+    cursor = _single(query, "after", InvalidCursor)
+    after = (0, 0)
+    if cursor is not None:
+        try:
+            after = services.cursors.decode_position(cursor, statuses)
+        except pagination.InvalidCursor:
+            raise InvalidCursor() from None
+    events, position = services.repository.feed(after=after, statuses=statuses, limit=limit)
+    return http.Response.json(200, {
+        "events": events, "next_cursor": services.cursors.encode_position(position, statuses),
+    })
+
+
+def _limit(text: str | None, default: int = DEFAULT_LIMIT) -> int:
     if text is None:
-        return DEFAULT_LIMIT
+        return default
     if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_LIMIT:
         raise InvalidLimit()
     return int(text)

@@ -93,6 +93,19 @@ SQL = {
     "finish_key": "UPDATE idempotency_keys SET status = ?, body = ? WHERE key = ? AND status IS NULL",
     "release_key": "DELETE FROM idempotency_keys WHERE key = ? AND status IS NULL",
     "prune_keys": "DELETE FROM idempotency_keys WHERE created_at < ?",
+    # The change feed: events in the order they became final, each with its
+    # payout. {position}, {after} and {order} are the dialect's: on SQLite one
+    # writer at a time makes id order commit order, so a position is (0, id)
+    # and the 0 is only checked; PostgreSQL overrides them (see its class).
+    "feed": (
+        "SELECT {position}, e.id, e.payout_id, e.from_status, e.to_status, e.reason, e.tx_hash, e.actor,"
+        " e.at, p.user_id, CAST(p.amount AS TEXT), p.currency, p.destination, p.created_at"
+        " FROM payout_events e JOIN payouts p ON p.id = e.payout_id"
+        " WHERE {after}{types} ORDER BY {order} LIMIT ?"
+    ),
+    "feed_position": "0",
+    "feed_after": "? = 0 AND e.id > ?",
+    "feed_order": "e.id",
     # Whole-database reads, in one snapshot: the audit's, the export's, copy-data's.
     "audit_credits": "SELECT user_id, currency, amount FROM credits",
     "audit_payouts": "SELECT id, user_id, amount, currency, status, tx_hash FROM payouts ORDER BY id",
@@ -159,6 +172,13 @@ class Repository:
     def __init__(self, db: Database):
         self.db = db
         sql = {**SQL, **db.sql_overrides}
+        self._feed_sql = {
+            count: db.sql(sql["feed"].format(
+                position=sql["feed_position"], after=sql["feed_after"], order=sql["feed_order"],
+                types=f" AND e.to_status IN ({', '.join('?' * count)})" if count else "",
+            ))
+            for count in range(len(domain.STATUSES) + 1)
+        }
         # A page's payouts are encoded by the database: no dict per row, no json.dumps.
         payout_json = db.json_object(
             [(name, "CAST(amount AS TEXT)" if name == "amount" else name) for name in PAYOUT_COLUMNS]
@@ -214,6 +234,16 @@ class Repository:
         ]
         newest, _ = self.payout_page(user_id=user_id, limit=payouts)
         return {"user_id": user_id, "balances": balances, "counts": counts}, newest
+
+    def feed(self, *, after: tuple[int, int], statuses: tuple[str, ...], limit: int) -> tuple[list[dict], tuple]:
+        """The events after position `after`, oldest first, to one of
+        `statuses` (all when empty), each with the payout as it was right
+        after it: (the events, the position after the last one, or `after`)."""
+        params = [after[0], after[1], *statuses, limit]
+        rows = self.db.connection().execute(self._feed_sql[len(statuses)], params).fetchall()
+        if not rows:
+            return [], after
+        return [_feed_event(row[1:]) for row in rows], (int(rows[-1][0]), rows[-1][1])
 
     def _status(self, payout_id: str) -> str:
         row = self.db.connection().execute(self._sql["status"], (payout_id,)).fetchone()
@@ -385,6 +415,23 @@ class Snapshot:
 def creation_event(payout: dict) -> tuple:
     """The EVENT_COLUMNS row a new (requested) payout's history starts with."""
     return (payout["id"], None, domain.REQUESTED, None, None, None, payout["created_at"])
+
+
+def _feed_event(row) -> dict:
+    """A feed row as the feed shows it. The payout as it was right after this
+    event: only a terminal event sets a reason or a tx_hash, so the event's
+    own are the payout's."""
+    (event_id, payout_id, from_status, to_status, reason, tx_hash, actor, at,
+     user_id, amount, currency, destination, created_at) = row
+    return {
+        "id": str(event_id), "type": f"payout.{to_status}", "created_at": at,
+        "from_status": from_status, "to_status": to_status, "reason": reason, "tx_hash": tx_hash, "actor": actor,
+        "payout": {
+            "id": payout_id, "user_id": user_id, "amount": domain.format_amount(amount), "currency": currency,
+            "destination": destination, "status": to_status, "reason": reason, "tx_hash": tx_hash,
+            "created_at": created_at, "updated_at": at,
+        },
+    }
 
 
 def balances_from_rows(rows) -> dict[str, domain.Balance]:

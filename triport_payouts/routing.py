@@ -39,6 +39,7 @@ ROUTES = (
     Route("GET", "/v1/admin/referrals/payouts", handlers.list_payouts, inputs.query),
     Route("GET", "/v1/admin/referrals/payouts/{payout_id}/events", handlers.payout_events, inputs.payout),
     Route("GET", "/v1/admin/referrals/users/{user_id}", handlers.user_view, inputs.user),
+    Route("GET", "/v1/admin/referrals/events", handlers.list_events, inputs.query),
     Route("GET", "/v1/admin/openapi.json", handlers.openapi, auth=False),
     Route("GET", "/healthz", handlers.healthz, auth=False),
     Route("GET", "/readyz", handlers.readyz, auth=False),

@@ -131,13 +131,19 @@ class Database(abc.ABC):
         """Raises DatabaseUnavailable (or SchemaOutdated, SchemaTooNew) unless
         the database answers with the code's schema version."""
         try:
-            require_version(self.schema_version())
+            require_version(self._version(self.connection()))
         except self.errors as exc:
             raise DatabaseUnavailable(first_line(exc)) from None
 
     def schema_version(self) -> int:
-        """The database's schema version: 0 when empty, 1 for the first release's."""
-        return self._version(self.connection())
+        """The database's schema version (0 when empty, 1 for the first
+        release's), read on a connection of its own: whatever the version,
+        the connections the code uses stay checked."""
+        conn = self._connect()
+        try:
+            return self._version(conn)
+        finally:
+            conn.close()
 
     def migrate(self) -> tuple[int, int]:
         """Brings the schema up to SCHEMA_VERSION, step by step, each in one

@@ -49,6 +49,14 @@ class PostgresDatabase(Database):
             " SELECT currency, status, sum(amount), count(*) FROM payouts"
             " WHERE user_id = ? GROUP BY currency, status"
         ),
+        # The change feed: ids are taken before commit, so two transactions
+        # may commit their events out of id order. Only events of
+        # transactions older than every one still running are served (none of
+        # those can commit later), in (transaction, id) order: the feed may
+        # lag behind a long transaction, never skip an event.
+        "feed_position": "e.xid::text",
+        "feed_after": "(e.xid, e.id) > (?::text::xid8, ?) AND e.xid < pg_snapshot_xmin(pg_current_snapshot())",
+        "feed_order": "e.xid, e.id",
     }
 
     def __init__(self, url: str):

@@ -100,6 +100,12 @@ class InvalidCursor(TriportError):
     status, tag = 400, "invalid_cursor"
 
 
+class InvalidType(TriportError):
+    """An event type of the feed's ``type`` filter is not one the server knows."""
+
+    status, tag = 400, "invalid_type"
+
+
 class InvalidIdempotencyKey(TriportError):
     """The Idempotency-Key is not 1 to 255 printable ASCII characters."""
 
@@ -193,7 +199,7 @@ class SchemaTooNew(TriportError):
 ERROR_CLASSES: dict[str, type[TriportError]] = {
     cls.tag: cls for cls in (
         InvalidPayoutId, InvalidActor, InvalidJson, InvalidTxHash, InvalidStatus, InvalidUserId,
-        InvalidLimit, InvalidCursor, InvalidIdempotencyKey, AdminTokenUnset, AdminTokenInvalid,
+        InvalidLimit, InvalidCursor, InvalidType, InvalidIdempotencyKey, AdminTokenUnset, AdminTokenInvalid,
         NotFound, PayoutNotFound, UserNotFound, MethodNotAllowed, PayoutNotActionable,
         IdempotencyKeyInUse, IdempotencyKeyReused, Internal, DatabaseUnavailable, StorageFull,
         SchemaOutdated, SchemaTooNew,
@@ -215,6 +221,7 @@ __all__ = [
     "InvalidPayoutId",
     "InvalidStatus",
     "InvalidTxHash",
+    "InvalidType",
     "InvalidUserId",
     "MethodNotAllowed",
     "NotFound",

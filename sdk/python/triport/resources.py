@@ -1,4 +1,5 @@
-"""The calls: ``admin.referrals.payouts`` and ``admin.referrals.users``.
+"""The calls: ``admin.referrals.payouts``, ``admin.referrals.users`` and
+``admin.referrals.events`` (the change feed).
 
 Path segments are percent-encoded (``/`` included); the server validates
 every value and answers a malformed one with its own error class.
@@ -9,10 +10,11 @@ from __future__ import annotations
 import builtins
 import urllib.parse
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 PAYOUTS = "/v1/admin/referrals/payouts"
 USERS = "/v1/admin/referrals/users"
+EVENTS = "/v1/admin/referrals/events"
 
 
 def _segment(value, name: str) -> str:
@@ -27,6 +29,7 @@ class Referrals:
     def __init__(self, transport):
         self.payouts = Payouts(transport)
         self.users = Users(transport)
+        self.events = Events(transport)
 
 
 class Payouts:
@@ -104,3 +107,50 @@ class Users:
         status and the 20 newest payouts. ``UserNotFound`` when the user has
         neither credits nor payouts."""
         return self._transport.get(f"{USERS}/{_segment(user_id, 'user_id')}")
+
+
+class Events:
+    """The change feed: every change of every payout, oldest first."""
+
+    def __init__(self, transport):
+        self._transport = transport
+
+    def list(self, type: str | Iterable[str] | None = None, after: str | None = None,
+             limit: int | None = None) -> Feed:
+        """Every event after the cursor ``after`` (from the first without
+        one), of the given types (``"payout.sent"``, or several), following
+        cursors until the feed has nothing more. Afterwards ``.cursor`` is
+        where to go on from later (it tails the feed: each later event once).
+        ``limit`` is the page size (1 to 200; the server's default is 100).
+        """
+        if type is not None and not isinstance(type, str):
+            type = ",".join(type)
+        return Feed(self._transport, {"type": type, "limit": limit}, after)
+
+
+class Feed(Iterator[dict]):
+    """The events of Events.list, page by page; the first page is fetched at
+    once, so a bad filter raises from list(). ``cursor`` is the position
+    after the last page read whole: resuming from it after a break in the
+    middle of a page gets the rest of that page again (at least once)."""
+
+    def __init__(self, transport, query: dict, after: str | None):
+        self._transport = transport
+        self._query = query
+        self.cursor = after
+        self._fetch()
+
+    def _fetch(self) -> None:
+        page = self._transport.get(EVENTS, {**self._query, "after": self.cursor})
+        self._events = iter(page["events"])
+        self._empty = not page["events"]
+        self._next = page["next_cursor"]
+
+    def __next__(self) -> dict:
+        while True:
+            for event in self._events:
+                return event
+            self.cursor = self._next
+            if self._empty:
+                raise StopIteration
+            self._fetch()
