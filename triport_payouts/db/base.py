@@ -74,7 +74,7 @@ class Database(abc.ABC):
     ``connection``); everything else is the dialect's.
     """
 
-    #: The name of the dialect, and of its schema file in ``sql/``.
+    #: The name of the dialect, and of its folder of schema steps in ``sql/``.
     dialect: ClassVar[str]
     #: The driver's exception classes: any of them is a database error.
     errors: ClassVar[tuple[type[BaseException], ...]]
