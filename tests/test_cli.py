@@ -371,3 +371,11 @@ def test_balances_are_per_currency(run, repo):
     assert_refused(*create(run, amount="5.01", currency="BTC"))
     created_id(create(run, amount="10.00", currency="USDT"))
     created_id(create(run, amount="5.00", currency="BTC"))
+
+
+def test_a_postgresql_url_that_cannot_be_parsed_is_a_usage_error_that_hides_it(capsys):
+    code = cli.main(["audit"], {"TRIPORT_DATABASE": "postgresql://payouts:s3cret@[::1/x"})
+    out, err = capsys.readouterr()
+    assert (code, out) == (2, "")
+    assert err == ("triport-payouts: the postgresql:// URL cannot be parsed"
+                   " (it is not repeated here: it may hold a password)\n")

@@ -224,3 +224,29 @@ def test_a_consumer_tailing_two_hosts_sees_every_event_once_in_each_payouts_orde
     for payout_id in {e["payout"]["id"] for e in seen}:
         expected[payout_id] = after_each_change(repo.get_payout(payout_id), repo.events(payout_id))
     assert by_payout(seen) == expected
+
+
+def test_a_cursor_of_one_backend_is_refused_by_the_other(backend, postgres_url, tmp_path):
+    # copy-data renumbers events and positions differ in kind: a consumer
+    # moved with its database must start again, and is told so.
+    import webtest
+
+    from triport_payouts import create_app
+    from triport_payouts.db import open_database
+
+    apps = {}
+    for name, database in (("sqlite", str(tmp_path / "feed.sqlite3")), ("postgres", postgres_url)):
+        db = open_database(database)
+        db.init_schema()
+        db.close()
+        apps[name] = create_app(database=database, admin_token=TOKEN)
+    try:
+        clients = {name: webtest.TestApp(app, lint=True) for name, app in apps.items()}
+        for issued_by, refused_by in (("sqlite", "postgres"), ("postgres", "sqlite")):
+            cursor = check_page(clients[issued_by].get(FEED, headers=AUTH).json)["next_cursor"]
+            res = clients[refused_by].get(FEED, params={"after": cursor}, headers=AUTH, status=400)
+            assert res.json == {"error": "invalid_cursor"}
+            assert clients[issued_by].get(FEED, params={"after": cursor}, headers=AUTH).json["events"] == []
+    finally:
+        for app in apps.values():
+            app.repository.db.close()

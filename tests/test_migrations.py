@@ -505,3 +505,30 @@ def test_serve_on_a_newer_database_exits_1_with_one_line(too_new, database_url, 
     code, err = _serve(database_url)
     assert code == 1, err
     assert_one_line(err)
+
+
+def test_migrating_keeps_each_history_in_order_when_hosts_clocks_disagree(raw, run):
+    # A v1 payout created on a host whose clock ran ahead: its first move,
+    # made on another host, is stamped before the payout's own created_at.
+    create_schema(raw)
+    payout, other = "a0000000-0000-4000-8000-000000000001", "a0000000-0000-4000-8000-000000000002"
+    raw.execute("INSERT INTO credits (id, user_id, currency, amount, note, created_at) VALUES"
+                " ('c0000000-0000-4000-8000-000000000001', 'skew', 'USDT', '10', NULL, '2026-01-01T09:00:00.000000Z')")
+    for payout_id, created in ((payout, "2026-01-01T09:00:01.000000Z"), (other, "2026-01-01T09:00:00.500000Z")):
+        raw.execute("INSERT INTO payouts (id, user_id, amount, currency, destination, status, reason, tx_hash,"
+                    " created_at, updated_at) VALUES (?, 'skew', '1', 'USDT', '0xd', 'requested', NULL, NULL, ?, ?)",
+                    (payout_id, created, created))
+    moves = ((payout, "requested", "processing", None, "2026-01-01T09:00:00.600000Z"),
+             (payout, "processing", "sent", "0xabc", "2026-01-01T09:00:00.700000Z"))
+    for payout_id, frm, to, tx_hash, at in moves:
+        raw.execute("INSERT INTO payout_events (payout_id, from_status, to_status, reason, tx_hash, actor, at)"
+                    " VALUES (?, ?, ?, NULL, ?, 'ops', ?)", (payout_id, frm, to, tx_hash, at))
+    raw.execute("UPDATE payouts SET status = 'sent', tx_hash = '0xabc', updated_at = '2026-01-01T09:00:00.700000Z'"
+                " WHERE id = '" + payout + "'")
+    assert run("migrate")[0] == 0
+    code, out, _ = run("audit")
+    assert (code, out) == (0, "audit ok: 2 payouts, 4 events, 1 credits\n")
+    rows = raw.rows("SELECT payout_id, from_status, to_status FROM payout_events ORDER BY id")
+    assert [row for row in rows if row[0] == payout] == [
+        (payout, None, "requested"), (payout, "requested", "processing"), (payout, "processing", "sent")]
+    assert [tuple(row) for row in rows if row[0] == other] == [(other, None, "requested")]

@@ -21,7 +21,7 @@ from .config import Config
 from .db import (
     DatabaseUnavailable,
     NoSchema,
-    PostgresExtraMissing,
+    DatabaseUrlError,
     SchemaOutdated,
     SchemaTooNew,
     StorageFull,
@@ -41,7 +41,7 @@ def main(argv=None, environ=None) -> int:
     config = Config.from_env(environ)
     try:
         db = open_database(config.database)
-    except PostgresExtraMissing as exc:
+    except DatabaseUrlError as exc:
         return _usage_error(exc)
     try:
         return args.command(args, Repository(db), config) or 0
@@ -53,7 +53,7 @@ def main(argv=None, environ=None) -> int:
         return _refuse(f"database unavailable: {first_line(exc)}")
     except db.errors as exc:
         return _refuse(f"database error: {first_line(exc)}")
-    except PostgresExtraMissing as exc:  # copy-data --from a PostgreSQL database
+    except DatabaseUrlError as exc:  # copy-data --from a database
         return _usage_error(exc)
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, as other tools do.
@@ -147,12 +147,19 @@ def cmd_prune_idempotency_keys(args, repo, config):
 
 def cmd_copy_data(args, repo, config):
     source = open_database(args.source)
+    # The target's errors are main()'s; the source's, of another driver, are
+    # caught here (its URL is never printed: it may hold a password).
+    foreign: tuple[type[BaseException], ...] = source.errors if source.dialect != repo.db.dialect else ()
+    unusable: tuple[type[BaseException], ...] = (DatabaseUnavailable, *source.unavailable_errors, *foreign)
     try:
         try:
             require_version(source.schema_version())
-        except DatabaseUnavailable as exc:
-            return _refuse(f"the source {args.source}: {exc}")
-        _print_json(copy_database(Repository(source), repo))
+        except unusable as exc:
+            return _refuse(f"the source database: {first_line(exc)}")
+        try:
+            _print_json(copy_database(Repository(source), repo))
+        except foreign as exc:
+            return _refuse(f"the source database: {first_line(exc)}")
     finally:
         source.close()
 

@@ -119,15 +119,18 @@ def list_events(services: Services, query: dict[str, list[str]]) -> http.Respons
             raise InvalidType() from None
     limit = _limit(_single(query, "limit", InvalidLimit), FEED_LIMIT)
     cursor = _single(query, "after", InvalidCursor)
+    # A position means something on one dialect only (a database moved by
+    # copy-data renumbers its events): its cursor is refused on the other.
+    filters = (services.repository.db.dialect, statuses)
     after = (0, 0)
     if cursor is not None:
         try:
-            after = services.cursors.decode_position(cursor, statuses)
+            after = services.cursors.decode_position(cursor, filters)
         except pagination.InvalidCursor:
             raise InvalidCursor() from None
     events, position = services.repository.feed(after=after, statuses=statuses, limit=limit)
     return http.Response.json(200, {
-        "events": events, "next_cursor": services.cursors.encode_position(position, statuses),
+        "events": events, "next_cursor": services.cursors.encode_position(position, filters),
     })
 
 

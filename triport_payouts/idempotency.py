@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import logging
 
 from . import domain, http
 from .http import Response
@@ -22,6 +23,8 @@ from .repository import KeyAnswer, Repository
 # after 30 s without a response): a retry may take it over.
 STALE_CLAIM = datetime.timedelta(seconds=120)
 KEEP = datetime.timedelta(hours=24)
+
+log = logging.getLogger("triport_payouts")
 
 
 def fingerprint(action: str, payout_id: str, body: bytes) -> str:
@@ -43,12 +46,26 @@ def transition_once(repository: Repository, key: str, request: Action, action: s
                               answer=KeyAnswer(key, ok.status, ok.body), **fields)
     except domain.DomainError as exc:
         refused = Response.refusal(exc)
-        repository.finish_key(KeyAnswer(key, refused.status, refused.body))
+        try:
+            repository.finish_key(KeyAnswer(key, refused.status, refused.body))
+        except BaseException:
+            _release(repository, key)
+            raise
         return refused
     except BaseException:
-        repository.release_key(key)
+        _release(repository, key)
         raise
     return ok
+
+
+def _release(repository: Repository, key: str) -> None:
+    """Forgets the claim so that a retry runs the request, if the database
+    lets us: when it does not (down, its disk full), the claim goes stale
+    after STALE_CLAIM and the error already on its way is the one to tell."""
+    try:
+        repository.release_key(key)
+    except Exception:
+        log.warning("could not release idempotency key claim; it goes stale in %s", STALE_CLAIM)
 
 
 def prune(repository, older_than: datetime.timedelta = KEEP) -> int:

@@ -241,6 +241,9 @@ class Repository:
         after it: (the events, the position after the last one, or `after`)."""
         params = [after[0], after[1], *statuses, limit]
         rows = self.db.connection().execute(self._feed_sql[len(statuses)], params).fetchall()
+        # A position must never rest on an event a power cut could take back
+        # (its id would be taken again, after the consumer's cursor).
+        self.db.sync_reads()
         if not rows:
             return [], after
         return [_feed_event(row[1:]) for row in rows], (int(rows[-1][0]), rows[-1][1])
@@ -335,9 +338,14 @@ class Repository:
         """
         now = domain.utcnow()
         with self.db.transaction() as conn:
-            if conn.execute(self._sql["claim_key"], (key, fingerprint, now, now)).rowcount == 1:
-                return None
-            stored_fingerprint, status, body = conn.execute(self._sql["get_key"], (key,)).fetchone()
+            stored = None
+            # On PostgreSQL the conflicting row may be released (its request
+            # failed) or pruned between the two statements: claim again.
+            while stored is None:
+                if conn.execute(self._sql["claim_key"], (key, fingerprint, now, now)).rowcount == 1:
+                    return None
+                stored = conn.execute(self._sql["get_key"], (key,)).fetchone()
+            stored_fingerprint, status, body = stored
             if stored_fingerprint != fingerprint:
                 raise domain.IdempotencyKeyReused()
             if status is not None:

@@ -11,6 +11,7 @@ gunicorn forks its workers, and reopened when the process id changes.
 from __future__ import annotations
 
 import abc
+import contextlib
 import datetime
 import os
 import threading
@@ -104,6 +105,8 @@ class Database(abc.ABC):
         local, pid = self._local, os.getpid()
         conn = getattr(local, "conn", None)
         if conn is None or local.pid != pid or not self._usable(conn):
+            if conn is not None and local.pid == pid:
+                self._forget(conn)  # broken: replaced
             # An inherited connection is dropped, never closed: closing it
             # here would end the parent's session too.
             conn = self._connect()
@@ -117,6 +120,12 @@ class Database(abc.ABC):
             with self._lock:
                 self._opened.append((pid, conn))
         return conn
+
+    def _forget(self, conn: Any) -> None:
+        with self._lock:
+            self._opened = [(pid, other) for pid, other in self._opened if other is not conn]
+        with contextlib.suppress(*self.errors):  # it is broken already
+            conn.close()
 
     def close(self) -> None:
         """Closes every connection this process opened, in any thread."""
@@ -170,6 +179,10 @@ class Database(abc.ABC):
     def init_schema(self) -> None:
         """Creates the schema, or brings it up to date: migrate()."""
         self.migrate()
+
+    def sync_reads(self) -> None:  # noqa: B027 - most dialects have nothing to do
+        """Returns once every commit this thread's connection has read is
+        durable (where a commit may be visible before it is)."""
 
     def _usable(self, conn: Any) -> bool:
         return True

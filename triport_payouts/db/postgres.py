@@ -149,6 +149,10 @@ class PostgresDatabase(Database):
     @contextmanager
     def _migration(self):
         with self.transaction() as conn:
+            # A step rewrites whole tables, and another host's step may hold
+            # the lock for as long: the service's timeouts are not for this.
+            conn.execute("SET LOCAL statement_timeout = 0")
+            conn.execute("SET LOCAL lock_timeout = 0")
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
             yield conn
 

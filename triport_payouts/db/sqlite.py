@@ -253,6 +253,13 @@ class SQLiteDatabase(Database):
         self._refuse_after_failed_sync()
         super().ping()
 
+    def sync_reads(self) -> None:
+        """Group commit lets a read see a commit before its writer synced the
+        log: one sync of the log makes all of it durable."""
+        conn = self.connection()
+        if conn.wal_path is not None and os.path.exists(conn.wal_path):
+            self._sync(conn)
+
     @contextmanager
     def snapshot(self):
         """A consistent read of the whole database: yields stream(sql, params),
