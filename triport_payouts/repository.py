@@ -56,8 +56,30 @@ SQL = {
         " WHERE id = ? AND status = ?"
     ),
     "insert_event": (
-        f"INSERT INTO payout_events ({', '.join(EVENT_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        f"INSERT INTO payout_events ({', '.join(EVENT_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id"
     ),
+    # The webhook outbox: one delivery per enabled endpoint subscribed to the
+    # event's type, written in the event's own transaction (so a rolled-back
+    # change has none and a committed one always has). With no endpoint it is
+    # one probe of an empty primary key: no cache that could miss an endpoint
+    # added while serving.
+    "enqueue_deliveries": (
+        "INSERT INTO webhook_deliveries (endpoint_id, event_id, next_attempt_at, created_at)"
+        " SELECT s.endpoint_id, ?, ?, ? FROM webhook_subscriptions s"
+        " JOIN webhook_endpoints w ON w.id = s.endpoint_id"
+        " WHERE s.type = ? AND w.enabled = 1"
+    ),
+    # The same for a bulk load's creation events: those of this transaction,
+    # all after the greatest id before it ({this_load}: the dialect's test).
+    "max_event_id": "SELECT coalesce(max(id), 0) FROM payout_events",
+    "enqueue_loaded": (
+        "INSERT INTO webhook_deliveries (endpoint_id, event_id, next_attempt_at, created_at)"
+        " SELECT s.endpoint_id, e.id, ?, ? FROM payout_events e"
+        " JOIN webhook_subscriptions s ON s.type = 'payout.requested'"
+        " JOIN webhook_endpoints w ON w.id = s.endpoint_id"
+        " WHERE w.enabled = 1 AND e.id > ?{this_load}"
+    ),
+    "this_load": "",
     "events": (
         f"SELECT {', '.join(EVENT_COLUMNS)} FROM payout_events WHERE payout_id = ? ORDER BY id"
     ),
@@ -179,10 +201,14 @@ class Repository:
             ))
             for count in range(len(domain.STATUSES) + 1)
         }
+        # One event as the feed shows it, by id (what a webhook delivers).
+        self._event_sql = db.sql(sql["feed"].format(
+            position="0", after="e.id = ?", order="e.id", types=""))
         # A page's payouts are encoded by the database: no dict per row, no json.dumps.
         payout_json = db.json_object(
             [(name, "CAST(amount AS TEXT)" if name == "amount" else name) for name in PAYOUT_COLUMNS]
         )
+        sql["enqueue_loaded"] = sql["enqueue_loaded"].replace("{this_load}", sql["this_load"])
         self._sql = {name: db.sql(text.replace("{payout_json}", payout_json)) for name, text in sql.items()}
 
     # -- reads ---------------------------------------------------------------
@@ -245,6 +271,11 @@ class Repository:
             return [], after
         return [_feed_event(row[1:]) for row in rows], (int(rows[-1][0]), rows[-1][1])
 
+    def feed_event(self, event_id: int) -> dict | None:
+        """The event `event_id` exactly as the feed shows it, or None."""
+        row = self.db.connection().execute(self._event_sql, (event_id, 1)).fetchone()
+        return None if row is None else _feed_event(row[1:])
+
     def _status(self, payout_id: str) -> str:
         row = self.db.connection().execute(self._sql["status"], (payout_id,)).fetchone()
         if row is None:
@@ -275,10 +306,11 @@ class Repository:
             )
             if cursor.rowcount != 1:
                 raise domain.PayoutNotActionable()
-            conn.execute(
+            event_id = conn.execute(
                 self._sql["insert_event"],
                 (payout_id, current, rule.target, reason, tx_hash, actor, now),
-            )
+            ).fetchone()[0]
+            conn.execute(self._sql["enqueue_deliveries"], (event_id, now, now, f"payout.{rule.target}"))
             if answer is not None:
                 conn.execute(self._sql["finish_key"], (answer.status, answer.body, answer.key))
         # One line per transition, for log pipelines; never the token.
@@ -308,7 +340,8 @@ class Repository:
                 raise domain.WouldOverdraw()
             conn.execute(self._sql["insert_payout"], tuple(payout.values()))
             # Its history starts with its creation, in the same transaction.
-            conn.execute(self._sql["insert_event"], creation_event(payout))
+            event_id = conn.execute(self._sql["insert_event"], creation_event(payout)).fetchone()[0]
+            conn.execute(self._sql["enqueue_deliveries"], (event_id, now, now, f"payout.{domain.REQUESTED}"))
         return payout
 
     def cancel_payout(self, payout_id: str, actor: str | None = None) -> tuple[str, str]:
@@ -319,11 +352,14 @@ class Repository:
         PAYOUT_COLUMNS, with their creation events, in one transaction, as the
         dialect loads fastest (seed-demo)."""
         with self.db.transaction() as conn:
+            last_before = conn.execute(self._sql["max_event_id"]).fetchone()[0]
             self.db.bulk_insert(conn, "credits", CREDIT_COLUMNS, credits)
             self.db.bulk_insert(conn, "payouts", PAYOUT_COLUMNS, payouts)
             created = PAYOUT_COLUMNS.index("created_at")
             self.db.bulk_insert(conn, "payout_events", EVENT_COLUMNS,
                                 [(row[0], None, domain.REQUESTED, None, None, None, row[created]) for row in payouts])
+            now = domain.utcnow()
+            conn.execute(self._sql["enqueue_loaded"], (now, now, last_before))
 
     # -- idempotency keys ----------------------------------------------------
 

@@ -1,0 +1,47 @@
+-- Schema version 3 (PostgreSQL): signed webhooks, an outbox.
+--
+-- webhook_endpoints: where events are POSTed, with the secret they are signed
+-- with (and, for 24 hours after a rotation, the previous one). enabled is 0
+-- once the endpoint answered 410 Gone or failed for 5 days.
+-- webhook_subscriptions: one row per (endpoint, event type) it receives, so
+-- the transaction that writes an event queues its deliveries with a single
+-- INSERT ... SELECT keyed on the type (nothing at all when none subscribe).
+-- webhook_deliveries: the outbox, written in the event's own transaction:
+-- no committed change without its deliveries, none for a change rolled back.
+-- A delivery process leases a due row (leased_until) before sending it, so
+-- two processes never send one delivery at the same time.
+
+CREATE TABLE webhook_endpoints (
+    id               text PRIMARY KEY,
+    url              text NOT NULL,
+    secret           text NOT NULL,
+    previous_secret  text,
+    previous_until   text,
+    enabled          INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+    disabled_reason  text,
+    failing_since    text,
+    created_at       text NOT NULL
+);
+
+CREATE TABLE webhook_subscriptions (
+    type         text NOT NULL,
+    endpoint_id  text NOT NULL REFERENCES webhook_endpoints (id) ON DELETE CASCADE,
+    PRIMARY KEY (type, endpoint_id)
+);
+
+CREATE TABLE webhook_deliveries (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    endpoint_id      text NOT NULL REFERENCES webhook_endpoints (id) ON DELETE CASCADE,
+    event_id         bigint NOT NULL REFERENCES payout_events (id),
+    status           text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'failed')),
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  text NOT NULL,
+    leased_until     text,
+    last_status      INTEGER,
+    last_error       text,
+    last_attempt_at  text,
+    created_at       text NOT NULL
+);
+-- What the delivery process looks for: the pending ones, soonest first.
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
+CREATE INDEX webhook_deliveries_by_endpoint ON webhook_deliveries (endpoint_id, id);
