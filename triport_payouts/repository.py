@@ -4,6 +4,8 @@ consistent whole-database reads of the audit, the export and copy-data.
 
 Every status change is one compare-and-set UPDATE plus one audit event,
 committed together, with the request's idempotent answer when it has one.
+Each event's webhook deliveries are queued by the schema itself, in the same
+transaction (the trigger of ``sql/<dialect>/0003_webhooks.sql``).
 Raises the domain's exceptions. SQL text is built only from the constants
 here, never from request data.
 """
@@ -56,30 +58,8 @@ SQL = {
         " WHERE id = ? AND status = ?"
     ),
     "insert_event": (
-        f"INSERT INTO payout_events ({', '.join(EVENT_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id"
+        f"INSERT INTO payout_events ({', '.join(EVENT_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?)"
     ),
-    # The webhook outbox: one delivery per enabled endpoint subscribed to the
-    # event's type, written in the event's own transaction (so a rolled-back
-    # change has none and a committed one always has). With no endpoint it is
-    # one probe of an empty primary key: no cache that could miss an endpoint
-    # added while serving.
-    "enqueue_deliveries": (
-        "INSERT INTO webhook_deliveries (endpoint_id, event_id, next_attempt_at, created_at)"
-        " SELECT s.endpoint_id, ?, ?, ? FROM webhook_subscriptions s"
-        " JOIN webhook_endpoints w ON w.id = s.endpoint_id"
-        " WHERE s.type = ? AND w.enabled = 1"
-    ),
-    # The same for a bulk load's creation events: those of this transaction,
-    # all after the greatest id before it ({this_load}: the dialect's test).
-    "max_event_id": "SELECT coalesce(max(id), 0) FROM payout_events",
-    "enqueue_loaded": (
-        "INSERT INTO webhook_deliveries (endpoint_id, event_id, next_attempt_at, created_at)"
-        " SELECT s.endpoint_id, e.id, ?, ? FROM payout_events e"
-        " JOIN webhook_subscriptions s ON s.type = 'payout.requested'"
-        " JOIN webhook_endpoints w ON w.id = s.endpoint_id"
-        " WHERE w.enabled = 1 AND e.id > ?{this_load}"
-    ),
-    "this_load": "",
     "events": (
         f"SELECT {', '.join(EVENT_COLUMNS)} FROM payout_events WHERE payout_id = ? ORDER BY id"
     ),
@@ -202,13 +182,11 @@ class Repository:
             for count in range(len(domain.STATUSES) + 1)
         }
         # One event as the feed shows it, by id (what a webhook delivers).
-        self._event_sql = db.sql(sql["feed"].format(
-            position="0", after="e.id = ?", order="e.id", types=""))
+        self._event_sql = db.sql(sql["feed"].format(position="0", after="e.id = ?", order="e.id", types=""))
         # A page's payouts are encoded by the database: no dict per row, no json.dumps.
         payout_json = db.json_object(
             [(name, "CAST(amount AS TEXT)" if name == "amount" else name) for name in PAYOUT_COLUMNS]
         )
-        sql["enqueue_loaded"] = sql["enqueue_loaded"].replace("{this_load}", sql["this_load"])
         self._sql = {name: db.sql(text.replace("{payout_json}", payout_json)) for name, text in sql.items()}
 
     # -- reads ---------------------------------------------------------------
@@ -306,11 +284,10 @@ class Repository:
             )
             if cursor.rowcount != 1:
                 raise domain.PayoutNotActionable()
-            event_id = conn.execute(
+            conn.execute(
                 self._sql["insert_event"],
                 (payout_id, current, rule.target, reason, tx_hash, actor, now),
-            ).fetchone()[0]
-            conn.execute(self._sql["enqueue_deliveries"], (event_id, now, now, f"payout.{rule.target}"))
+            )
             if answer is not None:
                 conn.execute(self._sql["finish_key"], (answer.status, answer.body, answer.key))
         # One line per transition, for log pipelines; never the token.
@@ -340,8 +317,7 @@ class Repository:
                 raise domain.WouldOverdraw()
             conn.execute(self._sql["insert_payout"], tuple(payout.values()))
             # Its history starts with its creation, in the same transaction.
-            event_id = conn.execute(self._sql["insert_event"], creation_event(payout)).fetchone()[0]
-            conn.execute(self._sql["enqueue_deliveries"], (event_id, now, now, f"payout.{domain.REQUESTED}"))
+            conn.execute(self._sql["insert_event"], creation_event(payout))
         return payout
 
     def cancel_payout(self, payout_id: str, actor: str | None = None) -> tuple[str, str]:
@@ -352,14 +328,11 @@ class Repository:
         PAYOUT_COLUMNS, with their creation events, in one transaction, as the
         dialect loads fastest (seed-demo)."""
         with self.db.transaction() as conn:
-            last_before = conn.execute(self._sql["max_event_id"]).fetchone()[0]
             self.db.bulk_insert(conn, "credits", CREDIT_COLUMNS, credits)
             self.db.bulk_insert(conn, "payouts", PAYOUT_COLUMNS, payouts)
             created = PAYOUT_COLUMNS.index("created_at")
             self.db.bulk_insert(conn, "payout_events", EVENT_COLUMNS,
                                 [(row[0], None, domain.REQUESTED, None, None, None, row[created]) for row in payouts])
-            now = domain.utcnow()
-            conn.execute(self._sql["enqueue_loaded"], (now, now, last_before))
 
     # -- idempotency keys ----------------------------------------------------
 

@@ -1,7 +1,9 @@
 """Webhook endpoints and their deliveries: every statement on the webhook
-tables but the outbox INSERT, which ``repository.py`` runs in each event's
-own transaction.
+tables. The outbox is filled by the schema (a trigger on payout_events, in
+each event's own transaction: ``db/sql/<dialect>/0003_webhooks.sql``).
 
+The outbox's rows are moved into ``webhook_deliveries`` (``accept``) by
+the delivery process each round, and before any command reads deliveries.
 What the ``webhook`` commands do (add, list, remove, rotate-secret, enable,
 deliveries, redeliver) and the bookkeeping of the delivery process
 (``delivery.py``): leasing a due delivery, recording an attempt, disabling an
@@ -41,6 +43,8 @@ SQL = {
     ),
     "subscriptions": "SELECT endpoint_id, type FROM webhook_subscriptions ORDER BY type",
     "remove_deliveries": "DELETE FROM webhook_deliveries WHERE endpoint_id = ?",
+    "remove_outbox": "DELETE FROM webhook_outbox WHERE endpoint_id = ?",
+    "outbox_waiting": "SELECT 1 FROM webhook_outbox LIMIT 1",
     "remove_subscriptions": "DELETE FROM webhook_subscriptions WHERE endpoint_id = ?",
     "remove": "DELETE FROM webhook_endpoints WHERE id = ?",
     "rotate": (
@@ -92,6 +96,23 @@ SQL = {
         "UPDATE webhook_endpoints SET failing_since = coalesce(failing_since, ?) WHERE id = ?"
     ),
     "failing_since": "SELECT failing_since FROM webhook_endpoints WHERE id = ?",
+}
+
+
+# Moving the outbox into webhook_deliveries, in one transaction, every row
+# committed so far and no other (the rows of a removed endpoint are dropped).
+# SQLite: one writer at a time, so what the INSERT read is what the DELETE
+# deletes. PostgreSQL: one statement, one snapshot; a concurrent mover's
+# rows are skipped by the DELETE, never moved twice.
+_MOVED = (
+    "INSERT INTO webhook_deliveries (endpoint_id, event_id, next_attempt_at, created_at)"
+    " SELECT o.endpoint_id, o.event_id, o.created_at, o.created_at FROM {source} o"
+    " JOIN webhook_endpoints w ON w.id = o.endpoint_id ORDER BY o.id"
+)
+ACCEPT = {
+    "sqlite": (_MOVED.format(source="webhook_outbox"), "DELETE FROM webhook_outbox"),
+    "postgres": ("WITH moved AS (DELETE FROM webhook_outbox RETURNING id, endpoint_id, event_id, created_at) "
+                 + _MOVED.format(source="moved"),),
 }
 
 
@@ -165,6 +186,16 @@ class Webhooks:
     def __init__(self, db: Database):
         self.db = db
         self._sql = {name: db.sql(text) for name, text in SQL.items()}
+        self._accept = ACCEPT[db.dialect]
+
+    def accept(self) -> None:
+        """Moves what the outbox holds into webhook_deliveries (nothing, and no
+        write transaction, when it is empty)."""
+        if self.db.connection().execute(self._sql["outbox_waiting"]).fetchone() is None:
+            return
+        with self.db.transaction() as conn:
+            for statement in self._accept:
+                conn.execute(statement)
 
     # -- the commands ----------------------------------------------------------
 
@@ -180,6 +211,7 @@ class Webhooks:
 
     def endpoints(self) -> list[dict]:
         """Every endpoint, oldest first, without secrets, with its pending and failed deliveries."""
+        self.accept()
         conn = self.db.connection()
         events: dict[str, list[str]] = {}
         for endpoint_id, event_type in conn.execute(self._sql["subscriptions"]).fetchall():
@@ -194,6 +226,7 @@ class Webhooks:
     def remove(self, endpoint_id: str) -> None:
         """Deletes an endpoint with its subscriptions and deliveries; raises EndpointNotFound."""
         with self.db.transaction() as conn:
+            conn.execute(self._sql["remove_outbox"], (endpoint_id,))
             conn.execute(self._sql["remove_deliveries"], (endpoint_id,))
             conn.execute(self._sql["remove_subscriptions"], (endpoint_id,))
             if conn.execute(self._sql["remove"], (endpoint_id,)).rowcount != 1:
@@ -217,6 +250,7 @@ class Webhooks:
 
     def deliveries(self, *, endpoint_id: str | None = None, failed: bool = False, limit: int = 100) -> list[dict]:
         """The newest deliveries (of one endpoint; only those whose last attempt failed)."""
+        self.accept()
         rows = self.db.connection().execute(
             self._sql["deliveries"], (endpoint_id, endpoint_id, int(failed), limit)).fetchall()
         names = ("id", "endpoint_id", "event_id", "status", "attempts", "last_status", "last_error",
@@ -235,7 +269,9 @@ class Webhooks:
     # -- the delivery process ----------------------------------------------------
 
     def due(self, limit: int) -> list[int]:
-        """Ids of deliveries due now, soonest first (not leased yet: see lease())."""
+        """Ids of deliveries due now, soonest first (not leased yet: see lease()),
+        the outbox moved in first."""
+        self.accept()
         now = domain.utcnow()
         return [row[0] for row in self.db.connection().execute(self._sql["due"], (now, now, limit)).fetchall()]
 

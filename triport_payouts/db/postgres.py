@@ -57,9 +57,6 @@ class PostgresDatabase(Database):
         "feed_position": "e.xid::text",
         "feed_after": "(e.xid, e.id) > (?::text::xid8, ?) AND e.xid < pg_snapshot_xmin(pg_current_snapshot())",
         "feed_order": "e.xid, e.id",
-        # A bulk load's own events: ids are not in commit order here, so
-        # another transaction's later events may also be past the max read.
-        "this_load": " AND e.xid = pg_current_xact_id()",
     }
 
     def __init__(self, url: str):
