@@ -300,3 +300,15 @@ def test_unknown_ids_are_refused(run, argv):
     status, out, err = run(*argv)
     assert (status, out) == (1, "")
     assert len(err.strip().splitlines()) == 1 and "no " in err
+
+
+@pytest.mark.parametrize("argv", [
+    ("webhook", "deliveries", "--limit", "0"),
+    ("deliver", "--retry-schedule", "0,soon"),
+    ("deliver", "--timeout", "0"),
+    ("webhook",),
+])
+def test_bad_options_are_usage_errors(run, argv):
+    with pytest.raises(SystemExit) as exit_info:
+        run(*argv)
+    assert exit_info.value.code == 2

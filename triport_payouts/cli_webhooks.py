@@ -76,6 +76,16 @@ def _schedule(text: str) -> tuple[float, ...]:
     return delays
 
 
+def _limit(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("a whole number") from None
+    if not 1 <= value <= 10_000:
+        raise argparse.ArgumentTypeError("from 1 to 10000")
+    return value
+
+
 def _timeout(text: str) -> float:
     try:
         value = float(text)
@@ -108,7 +118,7 @@ def add_commands(command) -> None:
     listing = sub("deliveries", cmd_deliveries, "print the newest deliveries as JSON lines, with status and last error")
     listing.add_argument("--endpoint", metavar="ID")
     listing.add_argument("--failed", action="store_true", help="only those whose last attempt failed")
-    listing.add_argument("--limit", type=int, default=100, metavar="N")
+    listing.add_argument("--limit", type=_limit, default=100, metavar="N")
     sub("redeliver", cmd_redeliver, "queue an event again for every endpoint subscribed to it"
         ).add_argument("event_id", metavar="EVENT_ID")
 
@@ -116,6 +126,7 @@ def add_commands(command) -> None:
                       " the request in flight")
     deliver.add_argument("--once", action="store_true", help="send what is due, then exit (cron, tests)")
     deliver.add_argument("--retry-schedule", type=_schedule, default=delivery.SCHEDULE, metavar="S,S...",
-                         help="seconds before each attempt (default 0,5,300,1800,7200,18000,36000,36000)")
+                         help="one entry per attempt, the seconds before it (the first attempt is always"
+                         " immediate); default 0,5,300,1800,7200,18000,36000,36000")
     deliver.add_argument("--timeout", type=_timeout, default=delivery.TIMEOUT, metavar="SECONDS",
                          help="per request (default 10); a claim lasts twice this plus one second")
