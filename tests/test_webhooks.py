@@ -312,3 +312,17 @@ def test_bad_options_are_usage_errors(run, argv):
     with pytest.raises(SystemExit) as exit_info:
         run(*argv)
     assert exit_info.value.code == 2
+
+
+def test_an_endpoint_added_while_serving_gets_the_next_change_and_a_replay_queues_nothing(client, repo, make_payout):
+    from helpers import AUTH, PAYOUTS
+
+    first, second = make_payout(), make_payout()
+    client.post(f"{PAYOUTS}/{first}/processing", headers=AUTH)  # the app's connection is open, its statements cached
+    endpoint = Webhooks(repo.db).add("http://127.0.0.1:9/late", EVENT_TYPES)
+    headers = {**AUTH, "Idempotency-Key": "late-1"}
+    for _ in range(2):  # the retry replays the stored answer: no change, no event, no delivery
+        client.post(f"{PAYOUTS}/{second}/failed", '{"reason": "x"}', headers=headers, content_type="application/json")
+    [row] = deliveries(repo, endpoint_id=endpoint["id"])
+    assert row["event_id"] == all_events(repo)[-1]["id"]
+    assert all_events(repo)[-1]["type"] == "payout.failed"
