@@ -65,7 +65,9 @@ def test_both_schemas_have_the_same_tables_columns_and_indexes(tmp_path, postgre
     postgres_db.init_schema()
     try:
         expected = _sqlite_shape(tmp_path / "shape.sqlite3")
-        assert set(expected) == {"credits", "payouts", "payout_events", "idempotency_keys", "schema_migrations"}
+        assert set(expected) == {"credits", "payouts", "payout_events", "idempotency_keys", "schema_migrations",
+                                 "webhook_endpoints", "webhook_subscriptions", "webhook_outbox",
+                                 "webhook_deliveries"}
         # PostgreSQL's events also name their transaction, for the feed to know which are final.
         expected["payout_events"]["columns"].append("xid")
         expected["payout_events"]["indexes"] = sorted([*expected["payout_events"]["indexes"], "payout_events_feed"])

@@ -43,6 +43,8 @@ COMMANDS = {
     "prune-idempotency-keys": [],
     "copy-data": ["--from", "source.sqlite3"],
     "serve": ["--bind", "127.0.0.1:1", "--workers", "1"],
+    "webhook": ["list"],
+    "deliver": ["--once"],
 }
 
 

@@ -16,7 +16,7 @@ import json
 import os
 import sys
 
-from . import audit, demo, domain, export, gunicorn_conf, idempotency
+from . import audit, cli_webhooks, demo, domain, export, gunicorn_conf, idempotency
 from .config import Config
 from .db import (
     DatabaseUnavailable,
@@ -31,6 +31,7 @@ from .db import (
 )
 from .repository import Repository
 from .copydata import copy_database
+from .webhooks import InvalidWebhookInput
 
 PROG = "triport-payouts"
 
@@ -47,6 +48,8 @@ def main(argv=None, environ=None) -> int:
         return args.command(args, Repository(db), config) or 0
     except domain.DomainError as exc:
         return _refuse(str(exc))
+    except InvalidWebhookInput as exc:
+        return _usage_error(exc)
     except StorageFull as exc:
         return _refuse(f"storage full: {exc}; nothing was changed: free some space and run it again")
     except db.unavailable_errors as exc:
@@ -261,6 +264,8 @@ def _parser() -> argparse.ArgumentParser:
                   " (which must be empty), e.g. from SQLite to PostgreSQL")
     sub.add_argument("--from", dest="source", required=True, metavar="DATABASE",
                      help="the source: a SQLite path, sqlite:///PATH or postgresql://...")
+
+    cli_webhooks.add_commands(command)
 
     sub = command("serve", cmd_serve, "serve the API under gunicorn")
     sub.add_argument("--bind", default="127.0.0.1:8000", metavar="HOST:PORT")

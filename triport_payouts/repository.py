@@ -4,6 +4,8 @@ consistent whole-database reads of the audit, the export and copy-data.
 
 Every status change is one compare-and-set UPDATE plus one audit event,
 committed together, with the request's idempotent answer when it has one.
+Each event's webhook deliveries are queued by the schema itself, in the same
+transaction (the trigger of ``sql/<dialect>/0003_webhooks.sql``).
 Raises the domain's exceptions. SQL text is built only from the constants
 here, never from request data.
 """
@@ -179,6 +181,8 @@ class Repository:
             ))
             for count in range(len(domain.STATUSES) + 1)
         }
+        # One event as the feed shows it, by id (what a webhook delivers).
+        self._event_sql = db.sql(sql["feed"].format(position="0", after="e.id = ?", order="e.id", types=""))
         # A page's payouts are encoded by the database: no dict per row, no json.dumps.
         payout_json = db.json_object(
             [(name, "CAST(amount AS TEXT)" if name == "amount" else name) for name in PAYOUT_COLUMNS]
@@ -247,6 +251,11 @@ class Repository:
         if not rows:
             return [], after
         return [_feed_event(row[1:]) for row in rows], (int(rows[-1][0]), rows[-1][1])
+
+    def feed_event(self, event_id: int) -> dict | None:
+        """The event `event_id` exactly as the feed shows it, or None."""
+        row = self.db.connection().execute(self._event_sql, (event_id, 1)).fetchone()
+        return None if row is None else _feed_event(row[1:])
 
     def _status(self, payout_id: str) -> str:
         row = self.db.connection().execute(self._sql["status"], (payout_id,)).fetchone()
