@@ -56,8 +56,11 @@ check: $(VENV)/.test-stamp
 	$(BIN)/mypy
 	$(BIN)/mypy $(SDK)/triport
 
+# Two workers: the suite waits on servers and databases more than it computes.
+# The serial tests (one stops the shared PostgreSQL) run alone, after the rest.
 test: check
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 -m 'not slow and not serial'
+	$(BIN)/python -m pytest -m serial
 
 # The edit-test loop, about 15 s: the suite without live servers (marker live), long
 # hypothesis runs (fuzz) and PostgreSQL, whose fresh schema per test costs ~40 ms

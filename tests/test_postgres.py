@@ -169,6 +169,7 @@ def _wait_for(predicate, timeout: float):
 
 
 @pytest.mark.live
+@pytest.mark.serial  # it stops the PostgreSQL every other test uses
 @pytest.mark.skipif(not shutil.which("pg_ctlcluster") or os.geteuid() != 0,
                     reason="stopping PostgreSQL needs pg_ctlcluster and root")
 @pytest.mark.parametrize("backend", ["postgres"])

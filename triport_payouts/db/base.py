@@ -161,7 +161,7 @@ class Database(abc.ABC):
         SchemaTooNew for a database newer than the code. Stops checking the
         schema of new connections (it is the code's afterwards)."""
         self.checks_schema = False
-        before = self.schema_version()
+        before = self._version(self.connection())
         if before > SCHEMA_VERSION:
             require_version(before)
         for step in migrations.steps(self.dialect):
@@ -174,7 +174,7 @@ class Database(abc.ABC):
                 self._run_script(conn, migrations.RECORD_TABLE)
                 conn.execute(self.sql("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)"),
                              (step.version, _now()))
-        return before, self.schema_version()
+        return before, self._version(self.connection())
 
     def init_schema(self) -> None:
         """Creates the schema, or brings it up to date: migrate()."""

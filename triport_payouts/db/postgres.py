@@ -139,8 +139,10 @@ class PostgresDatabase(Database):
                 copy.write_row(row)
 
     def _version(self, conn) -> int:
+        # pg_class, not information_schema: this runs on every new connection.
         tables = {row[0] for row in conn.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')"
         )}
         if "schema_migrations" in tables:
             return conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
