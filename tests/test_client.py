@@ -6,6 +6,7 @@ answer. A FlakyProxy between client and server loses answers on purpose.
 from __future__ import annotations
 
 import json
+import time
 import logging
 import pathlib
 import pickle
@@ -352,21 +353,33 @@ def test_the_seed_page_python_example_runs_as_written(server, repo, make_payout)
     assert (event["to_status"], event["reason"]) == ("failed", "destination wallet rejected the transfer")
 
 
+def _feed_until(list_events, count: int, seconds: float = 10.0):
+    """(events, feed) of list_events() once it gives `count` events: on
+    PostgreSQL the feed holds events back while any writing transaction is
+    open, other tests' too when the suite runs on several workers."""
+    deadline = time.monotonic() + seconds
+    while True:
+        feed = list_events()
+        events = list(feed)
+        if len(events) >= count or time.monotonic() > deadline:
+            return events, feed
+        time.sleep(0.05)
+
+
 def test_the_feed_is_followed_to_its_end_and_tailed_from_its_cursor(server, repo, make_payout):
     admin = client(server.port)
     first, second = make_payout("alice", "1.00"), make_payout("bob", "2.00")
     admin.referrals.payouts.mark_processing(first)
-    feed = admin.referrals.events.list(limit=2)
-    events = list(feed)
+    events, feed = _feed_until(lambda: admin.referrals.events.list(limit=2), 3)
     assert [(e["payout"]["id"], e["type"]) for e in events] == [
         (first, "payout.requested"), (second, "payout.requested"), (first, "payout.processing")]
     assert events[-1]["payout"]["status"] == "processing"
     assert list(admin.referrals.events.list(after=feed.cursor)) == []
 
     admin.referrals.payouts.mark_sent(first, tx_hash="0xabc")
-    later = admin.referrals.events.list(after=feed.cursor)
+    later, _ = _feed_until(lambda: admin.referrals.events.list(after=feed.cursor), 1)
     assert [(e["payout"]["id"], e["type"], e["tx_hash"]) for e in later] == [(first, "payout.sent", "0xabc")]
-    settled = admin.referrals.events.list(type=["payout.sent", "payout.failed"])
+    settled, _ = _feed_until(lambda: admin.referrals.events.list(type=["payout.sent", "payout.failed"]), 1)
     assert [(e["payout"]["id"], e["type"]) for e in settled] == [(first, "payout.sent")]
     with pytest.raises(InvalidType) as raised:
         admin.referrals.events.list(type="payout.paid")
