@@ -23,6 +23,9 @@ CANCELLED = "cancelled"
 
 STATUSES = (REQUESTED, PROCESSING, SENT, FAILED, CANCELLED)
 TERMINAL = frozenset({SENT, FAILED, CANCELLED})
+# The change feed's (and webhooks') event types, by the status each moves a payout to.
+EVENT_TYPES = {f"payout.{status}": status for status in STATUSES}
+
 # Payouts in these states still hold their amount back from `available`.
 RESERVING = frozenset({REQUESTED, PROCESSING})
 
@@ -196,3 +199,8 @@ def utcnow() -> str:
     """Now as RFC 3339 UTC with exactly six fractional digits: sorts as text."""
     # isoformat is several times faster than strftime; "+00:00" becomes "Z".
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+
+
+def utc_in(delta: datetime.timedelta) -> str:
+    """The time `delta` from now (negative: ago), in utcnow's form."""
+    return (datetime.datetime.now(datetime.UTC) + delta).isoformat(timespec="microseconds")[:-6] + "Z"

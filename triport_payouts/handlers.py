@@ -31,8 +31,6 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 USER_VIEW_PAYOUTS = 20
 FEED_LIMIT = 100
-# The feed's event types, by the status each moves a payout to.
-EVENT_TYPES = {f"payout.{status}": status for status in domain.STATUSES}
 
 
 @dataclass(frozen=True)
@@ -114,7 +112,7 @@ def list_events(services: Services, query: dict[str, list[str]]) -> http.Respons
     statuses: tuple[str, ...] = ()
     if types is not None:
         try:
-            statuses = tuple(sorted({EVENT_TYPES[name] for name in types.split(",")}))
+            statuses = tuple(sorted({domain.EVENT_TYPES[name] for name in types.split(",")}))
         except KeyError:
             raise InvalidType() from None
     limit = _limit(_single(query, "limit", InvalidLimit), FEED_LIMIT)

@@ -74,4 +74,4 @@ def prune(repository, older_than: datetime.timedelta = KEEP) -> int:
 
 
 def _ago(delta: datetime.timedelta) -> str:
-    return (datetime.datetime.now(datetime.UTC) - delta).strftime(domain.TIME_FORMAT)
+    return domain.utc_in(-delta)

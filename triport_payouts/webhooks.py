@@ -25,7 +25,7 @@ from .db import Database
 
 log = logging.getLogger("triport_payouts")
 
-EVENT_TYPES = tuple(f"payout.{status}" for status in domain.STATUSES)
+EVENT_TYPES = tuple(domain.EVENT_TYPES)
 # A rotated-out secret still signs for this long, beside the new one.
 ROTATION_OVERLAP = datetime.timedelta(hours=24)
 # An endpoint that failed every attempt for this long is disabled.
@@ -176,8 +176,7 @@ def parse_event_id(text: str) -> int:
 
 def at(seconds: float = 0.0) -> str:
     """A time `seconds` from now, as domain.utcnow() writes times (sorts as text)."""
-    moment = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=seconds)
-    return moment.isoformat(timespec="microseconds")[:-6] + "Z"
+    return domain.utc_in(datetime.timedelta(seconds=seconds))
 
 
 class Webhooks:
