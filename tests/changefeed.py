@@ -13,7 +13,7 @@ from helpers import AUTH
 FEED = "/v1/admin/referrals/events"
 TYPES = ("payout.requested", "payout.processing", "payout.sent", "payout.failed", "payout.cancelled")
 # Member order, as the contract lists it.
-EVENT_KEYS = ["id", "type", "created_at", "from_status", "to_status", "reason", "tx_hash", "actor", "payout"]
+EVENT_KEYS = ["id", "type", "created_at", "from_status", "to_status", "reason", "tx_hash", "actor", "on_behalf_of", "payout"]
 PAYOUT_KEYS = ["id", "user_id", "amount", "currency", "destination", "status", "reason", "tx_hash",
                "created_at", "updated_at"]
 MAX_PAGES = 10_000
@@ -107,6 +107,7 @@ def after_each_change(listed: dict, history: list[dict]) -> list[dict]:
             "reason": change["reason"],
             "tx_hash": change["tx_hash"],
             "actor": change["actor"],
+            "on_behalf_of": change["on_behalf_of"],
             "payout": state,
         })
     assert state == listed, ("the history (its creation event first) must replay to the payout as listed",

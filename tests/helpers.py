@@ -16,6 +16,7 @@ from triport_payouts.handlers import DEFAULT_LIMIT, USER_VIEW_PAYOUTS
 TOKEN = "test-admin-token"
 AUTH = {"X-Admin-Token": TOKEN}
 PAYOUTS = "/v1/admin/referrals/payouts"
+CREDITS = "/v1/admin/referrals/credits"
 # A well-formed payout id that no test creates.
 UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
 
@@ -174,14 +175,14 @@ def snapshot(repo, payout_id):
 
 def is_creation(event: dict) -> bool:
     """Whether an event of GET .../events is a payout's creation."""
-    return (event["from_status"], event["to_status"], event["reason"], event["tx_hash"], event["actor"]) == (
-        None, "requested", None, None, None)
+    return (event["from_status"], event["to_status"], event["reason"], event["tx_hash"]) == (
+        None, "requested", None, None)
 
 
 def creation_of(payout_id: str) -> dict:
     """What GET .../events shows of a payout's creation, but for its time."""
     return {"payout_id": payout_id, "from_status": None, "to_status": "requested", "reason": None,
-            "tx_hash": None, "actor": None, "at": ANY}
+            "tx_hash": None, "actor": None, "at": ANY, "on_behalf_of": None}
 
 
 def transitions(events_or_repo, payout_id=None) -> list[dict]:

@@ -48,6 +48,10 @@ def create_schema(raw: Raw) -> None:
     assert raw.tables() == ["credits", "idempotency_keys", "payout_events", "payouts"]
 
 
+# The events table of version 1, before on_behalf_of.
+V1_EVENT_COLUMNS = ("payout_id", "from_status", "to_status", "reason", "tx_hash", "actor", "at")
+
+
 class Raw:
     """Raw SQL on a database of either backend, qmark parameters on both."""
 
@@ -149,11 +153,13 @@ class Payout:
         events = []
         if creation:
             events.append({"payout_id": self.id, "from_status": None, "to_status": "requested",
-                           "reason": None, "tx_hash": None, "actor": None, "at": self.created_at})
+                           "reason": None, "tx_hash": None, "actor": None, "at": self.created_at,
+                           "on_behalf_of": None})
         state = "requested"
         for e in self.events:
             events.append({"payout_id": self.id, "from_status": state, "to_status": e.to_status,
-                           "reason": e.reason, "tx_hash": e.tx_hash, "actor": e.actor, "at": e.at})
+                           "reason": e.reason, "tx_hash": e.tx_hash, "actor": e.actor, "at": e.at,
+                           "on_behalf_of": None})
             state = e.to_status
         return events
 
@@ -279,7 +285,7 @@ class V1Data:
         # Events in the order the previous release wrote them: commit order, i.e. by time.
         for e in sorted((e for p in self.payouts for e in p.history(creation=False)), key=lambda e: e["at"]):
             raw.execute("INSERT INTO payout_events (payout_id, from_status, to_status, reason, tx_hash, actor, at)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?)", tuple(e.values()))
+                        " VALUES (?, ?, ?, ?, ?, ?, ?)", tuple(e[name] for name in V1_EVENT_COLUMNS))
         for k in [*self.keys, self.running_key]:
             raw.execute("INSERT INTO idempotency_keys (key, fingerprint, status, body, created_at, claimed_at)"
                         " VALUES (?, ?, ?, ?, ?, ?)",

@@ -88,6 +88,7 @@ def test_sent_stores_tx_hash_on_payout_and_event(client, repo, make_payout, tx_h
     assert events == [{
         "payout_id": payout_id, "from_status": "requested", "to_status": "sent",
         "reason": None, "tx_hash": tx_hash, "actor": "ops-bob", "at": events[0]["at"],
+        "on_behalf_of": None,
     }]
     assert payout["updated_at"] == events[0]["at"]
 
@@ -111,6 +112,7 @@ def test_processing_moves_requested_to_processing(client, repo, make_payout):
     assert events == [{
         "payout_id": payout_id, "from_status": "requested", "to_status": "processing",
         "reason": None, "tx_hash": None, "actor": None, "at": payout["updated_at"],
+        "on_behalf_of": None,
     }]
 
 
@@ -182,7 +184,7 @@ def test_state_machine(client, repo, make_payout, start, action):
     assert after_events == before_events + [{
         "payout_id": payout_id, "from_status": start, "to_status": target,
         "reason": body.get("reason"), "tx_hash": body.get("tx_hash"), "actor": None,
-        "at": after_payout["updated_at"],
+        "at": after_payout["updated_at"], "on_behalf_of": None,
     }]
 
 

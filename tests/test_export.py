@@ -66,7 +66,7 @@ def test_csv_parsed_back_equals_the_api_list(books, client, repo, database_url):
 def test_csv_is_rfc_4180(books, database_url):
     text = _export(database_url, "--format", "csv", "--status", "failed")
     assert text.startswith("id,user_id,amount,currency,destination,status,reason,tx_hash,created_at,"
-                           "updated_at,settled_by,settled_at\r\n")
+                           "updated_at,settled_by,settled_at,settled_on_behalf_of\r\n")
     assert '"wallet said ""no"", twice,\r\nthen ü"' in text
     assert '"jo, ops"' in text
     assert text.endswith("\r\n")
@@ -76,7 +76,8 @@ def test_jsonl_equals_the_api_list_for_a_status(books, client, database_url):
     lines = _export(database_url, "--format", "jsonl", "--status", "requested").splitlines()
     records = [json.loads(line) for line in lines]
     assert [{k: r[k] for k in PAYOUT_COLUMNS} for r in records] == _api_list(client, "&status=requested")
-    assert all(r["settled_by"] is None and r["settled_at"] is None for r in records)
+    assert all(r["settled_by"] is None and r["settled_at"] is None and r["settled_on_behalf_of"] is None
+               for r in records)
 
 
 def test_since_and_until_bound_the_last_change(books, repo, database_url):

@@ -9,6 +9,7 @@ The feed's ids are the ids of the rows of payout_events, as strings.
 
 from __future__ import annotations
 
+import getpass
 import json
 import re
 from decimal import Decimal
@@ -133,13 +134,13 @@ def test_one_payouts_changes_written_out_by_hand(client, changes, database_url):
 
     assert by_payout(page(client, limit="200")["events"])[payout_id] == [
         {"type": "payout.requested", "created_at": payout["created_at"], "from_status": None,
-         "to_status": "requested", "reason": None, "tx_hash": None, "actor": None,
+         "to_status": "requested", "reason": None, "tx_hash": None, "actor": None, "on_behalf_of": None,
          "payout": snapshot("requested", None, payout["created_at"])},
         {"type": "payout.processing", "created_at": processing["at"], "from_status": "requested",
-         "to_status": "processing", "reason": None, "tx_hash": None, "actor": "maria",
+         "to_status": "processing", "reason": None, "tx_hash": None, "actor": "maria", "on_behalf_of": None,
          "payout": snapshot("processing", None, processing["at"])},
         {"type": "payout.failed", "created_at": failed["at"], "from_status": "processing",
-         "to_status": "failed", "reason": "wallet rejected «x»", "tx_hash": None, "actor": "maria",
+         "to_status": "failed", "reason": "wallet rejected «x»", "tx_hash": None, "actor": "maria", "on_behalf_of": None,
          "payout": snapshot("failed", "wallet rejected «x»", failed["at"])},
     ]
     assert created["at"] == payout["created_at"] < processing["at"] < failed["at"] == payout["updated_at"]
@@ -180,7 +181,7 @@ def test_a_new_payouts_history_starts_with_its_creation_event(client, repo):
     repo.credit("alice", Decimal("10.00"), "USDT")
     payout = repo.create_payout("alice", Decimal("4.00"), "USDT", "0xdest")
     creation = {"payout_id": payout["id"], "from_status": None, "to_status": "requested", "reason": None,
-                "tx_hash": None, "actor": None, "at": payout["created_at"]}
+                "tx_hash": None, "actor": None, "at": payout["created_at"], "on_behalf_of": None}
     assert client.get(f"{PAYOUTS}/{payout['id']}/events", headers=AUTH).json == {"events": [creation]}
     act(client, payout["id"], "processing", actor="maria")
     events = history(client, payout["id"])
@@ -198,7 +199,7 @@ def test_create_payout_on_the_command_line_writes_its_creation_event_and_a_refus
     payout = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert history(client, payout["id"]) == [
         {"payout_id": payout["id"], "from_status": None, "to_status": "requested", "reason": None,
-         "tx_hash": None, "actor": None, "at": payout["created_at"]}]
+         "tx_hash": None, "actor": getpass.getuser(), "at": payout["created_at"], "on_behalf_of": None}]
     before = table(database_url)
     assert cli.main(["create-payout", "--user-id", "zoe", "--amount", "0.01", "--currency", "USDT",
                      "--destination", "0xzoe"], environ) == 1

@@ -44,7 +44,7 @@ TAGS = {
     409: {"payout_not_actionable", "idempotency_key_in_use"},
     422: {"idempotency_key_reused"},
 }
-OPEN_PATHS = {route.template for route in ROUTES if not route.auth}
+OPEN_PATHS = {route.template for route in ROUTES if route.right is None}
 PAYOUT_COUNT = 3
 
 

@@ -86,7 +86,7 @@ class Walk:
         assert [e["at"] for e in events] == sorted(e["at"] for e in events)
         assert events == [
             {"payout_id": payout_id, "from_status": f, "to_status": t, "reason": r,
-             "tx_hash": h, "actor": a, "at": e["at"]}
+             "tx_hash": h, "actor": a, "at": e["at"], "on_behalf_of": None}
             for (f, t, r, h, a), e in zip(self.history[payout_id], events, strict=True)
         ]
         # The replay: from nothing, each event starts where the last ended.

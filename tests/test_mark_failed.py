@@ -45,6 +45,7 @@ def test_success_answers_ok_and_moves_the_payout_to_failed(client, repo, make_pa
         "reason": "wallet rejected",
         "tx_hash": None,
         "actor": None,
+        "on_behalf_of": None,
     }
     assert event["at"] == payout["updated_at"]
 
@@ -401,13 +402,16 @@ def test_every_response_is_uncacheable_json_with_a_length(app, client, repo, mak
 def test_a_refusal_the_api_has_no_answer_for_is_a_logged_500(app, client, make_payout, monkeypatch, caplog):
     from triport_payouts import domain
 
+    class Unmapped(domain.DomainError):
+        """a refusal no route can give"""
+
     def overdraw(*args, **kwargs):
-        raise domain.WouldOverdraw()
+        raise Unmapped()
 
     payout_id = make_payout()
     monkeypatch.setattr(app.repository, "transition", overdraw)
     with caplog.at_level(logging.ERROR, logger="triport_payouts"):
         res = client.post_json(f"{PAYOUTS}/{payout_id}/failed", {}, headers=AUTH, status=500)
     assert res.json == {"error": "internal"}
-    assert any("unmapped refusal" in r.getMessage() and "WouldOverdraw" in r.getMessage()
+    assert any("unmapped refusal" in r.getMessage() and "Unmapped" in r.getMessage()
                for r in caplog.records)

@@ -11,6 +11,7 @@ code cannot run here.
 
 from __future__ import annotations
 
+import getpass
 import json
 import logging
 import os
@@ -25,7 +26,7 @@ import pytest
 from changefeed import after_each_change, by_payout, caught_up, webtest_get
 from helpers import AUTH, PAYOUTS, TOKEN
 from live import free_port
-from schema_v1 import STATUSES, Raw, V1Data, create_schema, utcnow
+from schema_v1 import STATUSES, V1_EVENT_COLUMNS, Raw, V1Data, create_schema, utcnow
 
 from triport_payouts import cli
 from triport_payouts.db import SCHEMA_VERSION
@@ -253,7 +254,7 @@ def test_every_history_starts_with_its_creation_event_then_the_old_events_in_ord
         assert events == {"events": payout.history(creation=True)}, payout.id
         assert events["events"][0] == {
             "payout_id": payout.id, "from_status": None, "to_status": "requested", "reason": None,
-            "tx_hash": None, "actor": None, "at": payout.created_at,
+            "tx_hash": None, "actor": None, "at": payout.created_at, "on_behalf_of": None,
         }
 
 
@@ -267,7 +268,7 @@ def test_every_credit_and_payout_row_is_kept(v1, run, raw):
     assert [(row[0], row[1], format(Decimal(row[2]), "f"), *row[3:]) for row in payouts] == expected
     old_events = raw.rows("SELECT payout_id, from_status, to_status, reason, tx_hash, actor, at"
                           " FROM payout_events WHERE from_status IS NOT NULL")
-    assert sorted(old_events) == sorted(tuple(e.values()) for p in v1.payouts
+    assert sorted(old_events) == sorted(tuple(e[name] for name in V1_EVENT_COLUMNS) for p in v1.payouts
                                         for e in p.history(creation=False))
 
 
@@ -330,7 +331,7 @@ def test_a_migrated_database_is_ready_and_takes_new_payouts_with_their_creation_
     payout = json.loads(out)
     assert get(client, f"{PAYOUTS}/{payout['id']}/events").json == {"events": [{
         "payout_id": payout["id"], "from_status": None, "to_status": "requested", "reason": None,
-        "tx_hash": None, "actor": None, "at": payout["created_at"],
+        "tx_hash": None, "actor": getpass.getuser(), "at": payout["created_at"], "on_behalf_of": None,
     }]}
 
 

@@ -99,7 +99,7 @@ def test_body_problems_on_other_routes_are_not_reached_before_routing(app):
 WRONG_METHOD = [
     *(pytest.param("GET", url(payout_id, action), "POST", id=f"GET-{action}-{name}")
       for action in ACTIONS for payout_id, name in [(UNKNOWN_ID, "unknown-id"), (BAD_ID, "bad-id")]),
-    pytest.param("POST", PAYOUTS, "GET", id="POST-list"),
+    pytest.param("PATCH", PAYOUTS, "GET, POST", id="PATCH-list"),
     pytest.param("POST", events_url(UNKNOWN_ID), "GET", id="POST-events-unknown-id"),
     pytest.param("POST", events_url(BAD_ID), "GET", id="POST-events-bad-id"),
     pytest.param("POST", f"{USERS}/x", "GET", id="POST-user"),
@@ -117,7 +117,7 @@ def test_wrong_method_is_405_whatever_else_is_wrong(bare_client, method, path, a
 @pytest.mark.parametrize(("method", "path", "allowed"), [
     pytest.param("DELETE", url(UNKNOWN_ID, "failed"), "POST", id="DELETE-failed"),
     pytest.param("GET", url(BAD_ID, "sent"), "POST", id="GET-sent-bad-id"),
-    pytest.param("POST", PAYOUTS, "GET", id="POST-list"),
+    pytest.param("PATCH", PAYOUTS, "GET, POST", id="PATCH-list"),
     pytest.param("PUT", events_url(UNKNOWN_ID), "GET", id="PUT-events"),
 ])
 def test_wrong_method_with_token_unset_is_405(client_with_token, method, path, allowed):

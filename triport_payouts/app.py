@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 
-from . import http
+from . import http, inputs
+from .auth import Authenticator
 from .config import DEFAULT_DATABASE, Config
 from .db import first_line, open_database
 from .domain import DomainError
@@ -20,6 +21,7 @@ from .http import Response
 from .pagination import Cursors
 from .repository import Repository
 from .routing import ROUTES, Router
+from .tokens import TokenStore
 
 log = logging.getLogger("triport_payouts")
 
@@ -31,7 +33,7 @@ class App:
         self.repository = Repository(open_database(config.database))
         self.router = Router(ROUTES)
         self.services = Services(self.repository, Cursors(config.admin_token))
-        self._token = config.admin_token.encode("utf-8") if config.admin_token else None
+        self.auth = Authenticator(config.admin_token, TokenStore(self.repository.db))
         self._unavailable = self.repository.db.unavailable_errors
 
     def __call__(self, environ, start_response):
@@ -57,8 +59,9 @@ class App:
 
     def _dispatch(self, environ) -> Response:
         route, params = self.router.match(environ.get("PATH_INFO") or "/", environ.get("REQUEST_METHOD", "GET"))
-        if route.auth:
-            http.check_token(environ, self._token)
+        if route.right is not None:
+            # Readers take the actor from here (inputs.OPERATOR).
+            environ[inputs.OPERATOR] = self.auth.check(http.sent_token(environ), route.right)
         result = route.handler(self.services, **route.reads(environ, params))
         return result if isinstance(result, Response) else Response.json(200, result)
 

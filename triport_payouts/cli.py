@@ -16,7 +16,7 @@ import json
 import os
 import sys
 
-from . import audit, cli_webhooks, demo, domain, export, gunicorn_conf, idempotency
+from . import audit, cli_tokens, cli_webhooks, demo, domain, export, gunicorn_conf, idempotency, writes
 from .config import Config
 from .db import (
     DatabaseUnavailable,
@@ -92,21 +92,16 @@ def cmd_migrate(args, repo, config):
 
 
 def cmd_credit(args, repo, config):
-    _print_json(repo.credit(
-        domain.parse_user_id(args.user_id),
-        domain.parse_amount(args.amount),
-        domain.parse_currency(args.currency),
-        args.note,
-    ))
+    _print_json(writes.credit(repo, {
+        "user_id": args.user_id, "amount": args.amount, "currency": args.currency, "note": args.note,
+    }))
 
 
 def cmd_create_payout(args, repo, config):
-    _print_json(repo.create_payout(
-        domain.parse_user_id(args.user_id),
-        domain.parse_amount(args.amount),
-        domain.parse_currency(args.currency),
-        domain.parse_destination(args.destination),
-    ))
+    _print_json(writes.create_payout(repo, {
+        "user_id": args.user_id, "amount": args.amount, "currency": args.currency,
+        "destination": args.destination,
+    }, actor=_actor()))
 
 
 def cmd_cancel_payout(args, repo, config):
@@ -266,6 +261,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="the source: a SQLite path, sqlite:///PATH or postgresql://...")
 
     cli_webhooks.add_commands(command)
+    cli_tokens.add_commands(command)
 
     sub = command("serve", cmd_serve, "serve the API under gunicorn")
     sub.add_argument("--bind", default="127.0.0.1:8000", metavar="HOST:PORT")

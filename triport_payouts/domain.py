@@ -14,6 +14,7 @@ import re
 import time
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TypeGuard
 
 REQUESTED = "requested"
 PROCESSING = "processing"
@@ -93,6 +94,22 @@ class InvalidField(DomainError):
     """a field's value is not acceptable"""
 
 
+class InvalidUserId(InvalidField):
+    """a user id is not acceptable"""
+
+
+class InvalidCurrency(InvalidField):
+    """a currency is not acceptable"""
+
+
+class InvalidDestination(InvalidField):
+    """a destination is not acceptable"""
+
+
+class InvalidNote(InvalidField):
+    """a note is text without NUL characters"""
+
+
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _AMOUNT = re.compile(r"(?:0|[1-9][0-9]{0,17})(?:\.[0-9]{1,18})?")
 _CURRENCY = re.compile(r"[A-Z][A-Z0-9]{1,9}")
@@ -123,7 +140,7 @@ def _uuid7(unix_ms: int, random_bits: int) -> str:
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
-def parse_amount(text: str) -> Decimal:
+def parse_amount(text: object) -> Decimal:
     """A positive exact amount; raises InvalidAmount. Floats are refused."""
     if not isinstance(text, str) or not _AMOUNT.fullmatch(text):
         raise InvalidAmount()
@@ -133,26 +150,43 @@ def parse_amount(text: str) -> Decimal:
     return amount
 
 
-def parse_currency(text: str) -> str:
+def parse_currency(text: object) -> str:
     if not isinstance(text, str) or not _CURRENCY.fullmatch(text):
-        raise InvalidField("a currency is 2 to 10 upper-case letters or digits, starting with a letter (USDT)")
+        raise InvalidCurrency("a currency is 2 to 10 upper-case letters or digits, starting with a letter (USDT)")
     return text
 
 
-def is_clean_text(text: object, max_length: int) -> bool:
+def is_clean_text(text: object, max_length: int) -> TypeGuard[str]:
     """Printable, non-blank, at most max_length characters: what the database stores as names."""
     return isinstance(text, str) and 0 < len(text) <= max_length and text.isprintable() and not text.isspace()
 
 
-def parse_user_id(text: str) -> str:
+def storable_text(value: object) -> TypeGuard[str]:
+    """A string both databases store as given: UTF-8 encodable, no NUL."""
+    if not isinstance(value, str) or "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def parse_user_id(text: object) -> str:
     if not is_clean_text(text, MAX_NAME_LENGTH) or "/" in text:
-        raise InvalidField(f"a user id is 1 to {MAX_NAME_LENGTH} printable characters, without '/'")
+        raise InvalidUserId(f"a user id is 1 to {MAX_NAME_LENGTH} printable characters, without '/'")
     return text
 
 
-def parse_destination(text: str) -> str:
+def parse_destination(text: object) -> str:
     if not is_clean_text(text, MAX_REFERENCE_LENGTH):
-        raise InvalidField(f"a destination is 1 to {MAX_REFERENCE_LENGTH} printable characters")
+        raise InvalidDestination(f"a destination is 1 to {MAX_REFERENCE_LENGTH} printable characters")
+    return text
+
+
+def parse_note(text: object) -> str | None:
+    if text is not None and not storable_text(text):
+        raise InvalidNote()
     return text
 
 

@@ -83,6 +83,13 @@ class AdminTokenInvalid(Unauthorized):
     tag = "admin_token_invalid"
 
 
+class Forbidden(ApiError):
+    """A valid token whose scope does not cover the route."""
+
+    status = 403
+    tag = "forbidden"
+
+
 class NotFound(ApiError):
     status = 404
     tag = "not_found"
@@ -133,6 +140,12 @@ _FROM_DOMAIN = {
     domain.PayoutNotFound: (NotFound, "payout_not_found"),
     domain.UserNotFound: (NotFound, "user_not_found"),
     domain.PayoutNotActionable: (Conflict, "payout_not_actionable"),
+    domain.WouldOverdraw: (Conflict, "insufficient_balance"),
+    domain.InvalidAmount: (BadRequest, "invalid_amount"),
+    domain.InvalidUserId: (BadRequest, "invalid_user_id"),
+    domain.InvalidCurrency: (BadRequest, "invalid_currency"),
+    domain.InvalidDestination: (BadRequest, "invalid_destination"),
+    domain.InvalidNote: (BadRequest, "invalid_json"),
     domain.IdempotencyKeyInUse: (Conflict, "idempotency_key_in_use"),
     domain.IdempotencyKeyReused: (Unprocessable, "idempotency_key_reused"),
 }

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 
-from . import domain, http, idempotency, pagination
+from . import domain, http, idempotency, pagination, writes
 from .errors import (
     InvalidCursor,
     InvalidJson,
@@ -25,7 +25,7 @@ from .errors import (
 )
 from .inputs import Action
 from .pagination import Cursors
-from .repository import Repository
+from .repository import KeyAnswer, Repository
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -45,7 +45,7 @@ class Services:
 
 def mark_failed(services: Services, request: Action) -> http.Response:
     reason = request.body.get("reason")
-    if reason is not None and not http.storable_text(reason):
+    if reason is not None and not domain.storable_text(reason):
         raise InvalidJson()
     return _act(services, request, "failed", reason=reason)
 
@@ -62,12 +62,42 @@ def mark_processing(services: Services, request: Action) -> http.Response:
     return _act(services, request, "processing")
 
 
+def cancel_payout(services: Services, request: Action) -> http.Response:
+    return _act(services, request, "cancel")
+
+
 def _act(services: Services, request: Action, action: str, **fields) -> http.Response:
-    key = request.idempotency_key
-    if key is None:
-        services.repository.transition(request.payout_id, action, actor=request.actor, **fields)
+    def run(key: str | None) -> http.Response:
+        services.repository.transition(
+            request.payout_id, action, actor=request.actor, on_behalf_of=request.on_behalf_of,
+            answer=None if key is None else KeyAnswer(key, http.OK.status, http.OK.body), **fields,
+        )
         return http.OK
-    return idempotency.transition_once(services.repository, key, request, action, **fields)
+
+    return idempotency.once(services.repository, request, action, run)
+
+
+# -- the writes: 201 with what was created ---------------------------------
+
+def create_credit(services: Services, request: Action) -> http.Response:
+    return _create(services, request, "credit", writes.credit)
+
+
+def create_payout(services: Services, request: Action) -> http.Response:
+    return _create(services, request, "create_payout", writes.create_payout,
+                   actor=request.actor, on_behalf_of=request.on_behalf_of)
+
+
+def _create(services: Services, request: Action, name: str, write: Callable, **who) -> http.Response:
+    def run(key: str | None) -> http.Response:
+        answer = None if key is None else (lambda created: KeyAnswer(key, 201, _created(created).body))
+        return _created(write(services.repository, request.body, answer=answer, **who))
+
+    return idempotency.once(services.repository, request, name, run)
+
+
+def _created(record: dict) -> http.Response:
+    return http.Response.json(201, record)
 
 
 # -- reads -----------------------------------------------------------------

@@ -5,7 +5,6 @@ the query, and the bytes of a JSON response.
 from __future__ import annotations
 
 import functools
-import hmac
 import json
 import logging
 from dataclasses import dataclass, field
@@ -13,7 +12,7 @@ from http import HTTPStatus
 from urllib.parse import parse_qs
 
 from .domain import DomainError
-from .errors import AdminTokenInvalid, AdminTokenUnset, ApiError, InvalidJson, from_domain
+from .errors import ApiError, InvalidJson, from_domain
 
 MAX_BODY = 4096
 
@@ -88,17 +87,6 @@ def parse_object(body: bytes) -> dict:
     return value
 
 
-def storable_text(value) -> bool:
-    """A string both databases store as given: UTF-8 encodable, no NUL."""
-    if not isinstance(value, str) or "\x00" in value:
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def header(environ, name: str) -> str | None:
     """A request header as text, decoded from the bytes the client sent.
 
@@ -115,18 +103,13 @@ def _cgi_name(name: str) -> str:
     return "HTTP_" + name.upper().replace("-", "_")
 
 
-def check_token(environ, token: bytes | None) -> None:
-    """Raises AdminTokenUnset or AdminTokenInvalid unless X-Admin-Token equals the configured token
-    (its UTF-8 bytes; None or empty when unset)."""
-    if not token:
-        raise AdminTokenUnset()
+def sent_token(environ) -> bytes | None:
+    """The X-Admin-Token header's bytes, or None."""
     given = environ.get("HTTP_X_ADMIN_TOKEN")
     try:
-        sent = None if given is None else given.encode("latin-1")
+        return None if given is None else given.encode("latin-1")
     except UnicodeEncodeError:
-        sent = None
-    if sent is None or not hmac.compare_digest(sent, token):
-        raise AdminTokenInvalid()
+        return None
 
 
 def query(environ) -> dict[str, list[str]]:

@@ -1,10 +1,10 @@
-"""Safe retries: the ``Idempotency-Key`` of the POST actions (read and
-checked in ``inputs.py``).
+"""Safe retries: the ``Idempotency-Key`` of every POST (read and checked
+in ``inputs.py``).
 
 The first request with a key that passes every check claims it, runs, and
 stores its answer (status and exact body) with the key; the success answer
-is stored in the transition's own transaction, so a crash cannot leave a
-transition without it. A retry with the same key, route, payout and body
+is stored in the write's own transaction, so a crash cannot leave a
+transition or a new payout without it. A retry with the same key, route, payout and body
 gets that answer byte for byte and changes nothing.
 """
 
@@ -13,8 +13,9 @@ from __future__ import annotations
 import datetime
 import hashlib
 import logging
+from collections.abc import Callable
 
-from . import domain, http
+from . import domain
 from .http import Response
 from .inputs import Action
 from .repository import KeyAnswer, Repository
@@ -32,18 +33,20 @@ def fingerprint(action: str, payout_id: str, body: bytes) -> str:
     return hashlib.sha256(f"{action}\0{payout_id}\0".encode() + body).hexdigest()
 
 
-def transition_once(repository: Repository, key: str, request: Action, action: str, **fields) -> Response:
-    """Runs the transition of `request` at most once for its key; returns its
-    answer, stored with the key: a success in the transition's own
-    transaction, a refusal on its own. Any other failure forgets the claim,
-    so that a retry runs the request again."""
-    stored = repository.claim_key(key, fingerprint(action, request.payout_id, request.raw_body), _ago(STALE_CLAIM))
+def once(repository: Repository, request: Action, name: str, run: Callable[[str | None], Response]) -> Response:
+    """Runs `request` (of the route `name`) at most once for its idempotency
+    key: `run(key)` performs it and stores its success answer with `key` in
+    its own transaction (`run(None)` when the request has no key). A retry
+    gets the stored answer; a refusal is stored on its own. Any other
+    failure forgets the claim, so that a retry runs the request again."""
+    key = request.idempotency_key
+    if key is None:
+        return run(None)
+    stored = repository.claim_key(key, fingerprint(name, request.payout_id, request.raw_body), _ago(STALE_CLAIM))
     if stored is not None:
         return Response(*stored)
-    ok = http.OK
     try:
-        repository.transition(request.payout_id, action, actor=request.actor,
-                              answer=KeyAnswer(key, ok.status, ok.body), **fields)
+        return run(key)
     except domain.DomainError as exc:
         refused = Response.refusal(exc)
         try:
@@ -55,7 +58,6 @@ def transition_once(repository: Repository, key: str, request: Action, action: s
     except BaseException:
         _release(repository, key)
         raise
-    return ok
 
 
 def _release(repository: Repository, key: str) -> None:

@@ -15,25 +15,45 @@ from .errors import InvalidActor, InvalidIdempotencyKey
 
 MAX_IDEMPOTENCY_KEY = 255
 
+# The environ key under which the app leaves the authenticated caller
+# (tokens.Operator), as a server leaves REMOTE_USER.
+OPERATOR = "triport.operator"
+
 
 class Action(NamedTuple):
-    """A POST action on one payout, checked up to its fields (a tuple: made
-    on every action, and a frozen dataclass costs a microsecond to make)."""
+    """A POST on one payout (payout_id), or one that creates (payout_id
+    ""), checked up to its fields (a tuple: made on every action, and a
+    frozen dataclass costs a microsecond to make)."""
 
     payout_id: str
     actor: str | None
     idempotency_key: str | None
     raw_body: bytes  # what a retry must repeat byte for byte
     body: dict
+    on_behalf_of: str | None = None
 
 
 def action(environ, params: dict[str, str]) -> dict:
     """{"request": Action}: the payout id, X-Admin-Actor, Idempotency-Key, the body."""
     payout_id = domain.parse_payout_id(params["payout_id"])
+    return {"request": _action(environ, payout_id)}
+
+
+def write(environ, params: dict[str, str]) -> dict:
+    """{"request": Action} for a POST that creates: no payout id."""
+    return {"request": _action(environ, "")}
+
+
+def _action(environ, payout_id: str) -> Action:
     actor = _actor(environ)
     key = _idempotency_key(environ)
     raw = http.read_body(environ)
-    return {"request": Action(payout_id, actor, key, raw, http.parse_object(raw))}
+    body = http.parse_object(raw)
+    operator = environ.get(OPERATOR)
+    if operator is not None and operator.name is not None:
+        # A named token is the actor; the name it sends is whom it acts for.
+        return Action(payout_id, operator.name, key, raw, body, actor)
+    return Action(payout_id, actor, key, raw, body)
 
 
 def payout(environ, params: dict[str, str]) -> dict:

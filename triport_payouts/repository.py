@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import NamedTuple
@@ -30,10 +30,11 @@ PAYOUT_COLUMNS = (
     "id", "user_id", "amount", "currency", "destination", "status",
     "reason", "tx_hash", "created_at", "updated_at",
 )
-EVENT_COLUMNS = ("payout_id", "from_status", "to_status", "reason", "tx_hash", "actor", "at")
+EVENT_COLUMNS = ("payout_id", "from_status", "to_status", "reason", "tx_hash", "actor", "at", "on_behalf_of")
 CREDIT_COLUMNS = ("id", "user_id", "amount", "currency", "note", "created_at")
-# What the export adds to each payout: its terminal event's actor and time.
-SETTLEMENT_COLUMNS = (*PAYOUT_COLUMNS, "settled_by", "settled_at")
+# What the export adds to each payout: its terminal event's actor, time, and
+# whom the actor acted for.
+SETTLEMENT_COLUMNS = (*PAYOUT_COLUMNS, "settled_by", "settled_at", "settled_on_behalf_of")
 
 # The tables copy-data moves, payouts before their events (the foreign key),
 # with their columns and the order rows are read in.
@@ -58,7 +59,7 @@ SQL = {
         " WHERE id = ? AND status = ?"
     ),
     "insert_event": (
-        f"INSERT INTO payout_events ({', '.join(EVENT_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        f"INSERT INTO payout_events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
     ),
     "events": (
         f"SELECT {', '.join(EVENT_COLUMNS)} FROM payout_events WHERE payout_id = ? ORDER BY id"
@@ -101,7 +102,7 @@ SQL = {
     # and the 0 is only checked; PostgreSQL overrides them (see its class).
     "feed": (
         "SELECT {position}, e.id, e.payout_id, e.from_status, e.to_status, e.reason, e.tx_hash, e.actor,"
-        " e.at, p.user_id, CAST(p.amount AS TEXT), p.currency, p.destination, p.created_at"
+        " e.on_behalf_of, e.at, p.user_id, CAST(p.amount AS TEXT), p.currency, p.destination, p.created_at"
         " FROM payout_events e JOIN payouts p ON p.id = e.payout_id"
         " WHERE {after}{types} ORDER BY {order} LIMIT ?"
     ),
@@ -113,7 +114,7 @@ SQL = {
     "audit_payouts": "SELECT id, user_id, amount, currency, status, tx_hash FROM payouts ORDER BY id",
     "audit_events": "SELECT payout_id, from_status, to_status FROM payout_events ORDER BY payout_id, id",
     "settlements": (
-        f"SELECT {', '.join('p.' + c for c in PAYOUT_COLUMNS)}, e.actor, e.at FROM payouts p"
+        f"SELECT {', '.join('p.' + c for c in PAYOUT_COLUMNS)}, e.actor, e.at, e.on_behalf_of FROM payouts p"
         f" LEFT JOIN payout_events e ON e.payout_id = p.id AND e.to_status IN ({_TERMINAL})"
         "{where} ORDER BY p.created_at DESC, p.id DESC"
     ),
@@ -168,6 +169,10 @@ class KeyAnswer(NamedTuple):
     key: str
     status: int
     body: bytes
+
+
+# The answer to store for what a write created (the new credit or payout).
+Answer = Callable[[dict], KeyAnswer]
 
 
 class Repository:
@@ -266,7 +271,7 @@ class Repository:
     # -- writes --------------------------------------------------------------
 
     def transition(self, payout_id: str, action: str, *, reason=None, tx_hash=None, actor=None,
-                   answer: KeyAnswer | None = None) -> tuple[str, str]:
+                   on_behalf_of=None, answer: KeyAnswer | None = None) -> tuple[str, str]:
         """Moves a payout by one row of the transitions table and records the
         event, and stores `answer` with its claimed idempotency key, all in
         one transaction. Returns (from_status, to_status). Raises
@@ -289,7 +294,7 @@ class Repository:
                 raise domain.PayoutNotActionable()
             conn.execute(
                 self._sql["insert_event"],
-                (payout_id, current, rule.target, reason, tx_hash, actor, now),
+                (payout_id, current, rule.target, reason, tx_hash, actor, now, on_behalf_of),
             )
             if answer is not None:
                 conn.execute(self._sql["finish_key"], (answer.status, answer.body, answer.key))
@@ -297,16 +302,22 @@ class Repository:
         log.info("payout %s %s -> %s actor=%s", payout_id, current, rule.target, json.dumps(actor))
         return current, rule.target
 
-    def credit(self, user_id: str, amount: Decimal, currency: str, note: str | None = None) -> dict:
+    def credit(self, user_id: str, amount: Decimal, currency: str, note: str | None = None, *,
+               answer: Answer | None = None) -> dict:
+        """A new credit; `answer` gives what to store with a claimed
+        idempotency key, in the same transaction."""
         credit = dict(zip(CREDIT_COLUMNS, (
             domain.new_payout_id(), user_id, domain.format_amount(amount), currency, note, domain.utcnow(),
         )))
         with self.db.transaction() as conn:
             conn.execute(self._sql["insert_credit"], tuple(credit.values()))
+            self._finish(conn, answer, credit)
         return credit
 
-    def create_payout(self, user_id: str, amount: Decimal, currency: str, destination: str) -> dict:
-        """A new payout in `requested`; raises WouldOverdraw if it exceeds `available`."""
+    def create_payout(self, user_id: str, amount: Decimal, currency: str, destination: str, *,
+                      actor=None, on_behalf_of=None, answer: Answer | None = None) -> dict:
+        """A new payout in `requested`, with its creation event (and `answer`
+        as in credit); raises WouldOverdraw if it exceeds `available`."""
         with self.db.transaction() as conn:
             self.db.lock_balance(conn, user_id, currency)
             now = domain.utcnow()
@@ -320,11 +331,17 @@ class Repository:
                 raise domain.WouldOverdraw()
             conn.execute(self._sql["insert_payout"], tuple(payout.values()))
             # Its history starts with its creation, in the same transaction.
-            conn.execute(self._sql["insert_event"], creation_event(payout))
+            conn.execute(self._sql["insert_event"], creation_event(payout, actor, on_behalf_of))
+            self._finish(conn, answer, payout)
         return payout
 
     def cancel_payout(self, payout_id: str, actor: str | None = None) -> tuple[str, str]:
         return self.transition(payout_id, "cancel", actor=actor)
+
+    def _finish(self, conn, answer: Answer | None, created: dict) -> None:
+        if answer is not None:
+            stored = answer(created)
+            conn.execute(self._sql["finish_key"], (stored.status, stored.body, stored.key))
 
     def bulk_load(self, *, credits=(), payouts=()) -> None:
         """Inserts rows of CREDIT_COLUMNS and new requested payouts of
@@ -335,7 +352,8 @@ class Repository:
             self.db.bulk_insert(conn, "payouts", PAYOUT_COLUMNS, payouts)
             created = PAYOUT_COLUMNS.index("created_at")
             self.db.bulk_insert(conn, "payout_events", EVENT_COLUMNS,
-                                [(row[0], None, domain.REQUESTED, None, None, None, row[created]) for row in payouts])
+                                [(row[0], None, domain.REQUESTED, None, None, None, row[created], None)
+                                 for row in payouts])
 
     # -- idempotency keys ----------------------------------------------------
 
@@ -429,20 +447,21 @@ class Snapshot:
                 yield [(*row[:amount], domain.format_amount(row[amount]), *row[amount + 1:]) for row in chunk]
 
 
-def creation_event(payout: dict) -> tuple:
+def creation_event(payout: dict, actor: str | None = None, on_behalf_of: str | None = None) -> tuple:
     """The EVENT_COLUMNS row a new (requested) payout's history starts with."""
-    return (payout["id"], None, domain.REQUESTED, None, None, None, payout["created_at"])
+    return (payout["id"], None, domain.REQUESTED, None, None, actor, payout["created_at"], on_behalf_of)
 
 
 def _feed_event(row) -> dict:
     """A feed row as the feed shows it. The payout as it was right after this
     event: only a terminal event sets a reason or a tx_hash, so the event's
     own are the payout's."""
-    (event_id, payout_id, from_status, to_status, reason, tx_hash, actor, at,
+    (event_id, payout_id, from_status, to_status, reason, tx_hash, actor, on_behalf_of, at,
      user_id, amount, currency, destination, created_at) = row
     return {
         "id": str(event_id), "type": f"payout.{to_status}", "created_at": at,
         "from_status": from_status, "to_status": to_status, "reason": reason, "tx_hash": tx_hash, "actor": actor,
+        "on_behalf_of": on_behalf_of,
         "payout": {
             "id": payout_id, "user_id": user_id, "amount": domain.format_amount(amount), "currency": currency,
             "destination": destination, "status": to_status, "reason": reason, "tx_hash": tx_hash,

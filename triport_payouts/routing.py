@@ -23,7 +23,8 @@ class Route:
     template: str
     handler: Callable
     reads: Callable[[dict, dict[str, str]], dict] = inputs.nothing
-    auth: bool = True
+    # The right a token's scope must grant (tokens.SCOPES); None: no token at all.
+    right: str | None = "read"
 
     def pattern(self) -> re.Pattern:
         """The template as a regex: literal segments, and {name} as one non-empty segment."""
@@ -33,16 +34,20 @@ class Route:
 
 
 ROUTES = (
-    Route("POST", "/v1/admin/referrals/payouts/{payout_id}/failed", handlers.mark_failed, inputs.action),
-    Route("POST", "/v1/admin/referrals/payouts/{payout_id}/sent", handlers.mark_sent, inputs.action),
-    Route("POST", "/v1/admin/referrals/payouts/{payout_id}/processing", handlers.mark_processing, inputs.action),
+    Route("POST", "/v1/admin/referrals/payouts/{payout_id}/failed", handlers.mark_failed, inputs.action, "operator"),
+    Route("POST", "/v1/admin/referrals/payouts/{payout_id}/sent", handlers.mark_sent, inputs.action, "operator"),
+    Route("POST", "/v1/admin/referrals/payouts/{payout_id}/processing", handlers.mark_processing, inputs.action,
+          "operator"),
+    Route("POST", "/v1/admin/referrals/payouts/{payout_id}/cancel", handlers.cancel_payout, inputs.action, "system"),
+    Route("POST", "/v1/admin/referrals/payouts", handlers.create_payout, inputs.write, "system"),
+    Route("POST", "/v1/admin/referrals/credits", handlers.create_credit, inputs.write, "system"),
     Route("GET", "/v1/admin/referrals/payouts", handlers.list_payouts, inputs.query),
     Route("GET", "/v1/admin/referrals/payouts/{payout_id}/events", handlers.payout_events, inputs.payout),
     Route("GET", "/v1/admin/referrals/users/{user_id}", handlers.user_view, inputs.user),
     Route("GET", "/v1/admin/referrals/events", handlers.list_events, inputs.query),
-    Route("GET", "/v1/admin/openapi.json", handlers.openapi, auth=False),
-    Route("GET", "/healthz", handlers.healthz, auth=False),
-    Route("GET", "/readyz", handlers.readyz, auth=False),
+    Route("GET", "/v1/admin/openapi.json", handlers.openapi, right=None),
+    Route("GET", "/healthz", handlers.healthz, right=None),
+    Route("GET", "/readyz", handlers.readyz, right=None),
 )
 
 
