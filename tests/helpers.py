@@ -199,3 +199,20 @@ def assert_untouched(repo, payout_id):
     assert payout["status"] == "requested"
     assert payout["reason"] is None
     assert transitions(repo, payout_id) == []
+
+
+# The tables a request may change (operator_tokens aside: a token's use is
+# recorded there), with the columns they are ordered by.
+DATA_TABLES = {"credits": "id", "payouts": "id", "payout_events": "id", "idempotency_keys": "key",
+               "webhook_outbox": "id"}
+
+
+def data_rows(database_url: str) -> dict[str, list[tuple]]:
+    """Every row of DATA_TABLES: what a refused request must leave as it was."""
+    from schema_v1 import Raw
+
+    raw = Raw(database_url)
+    try:
+        return {table: raw.rows(f"SELECT * FROM {table} ORDER BY {order}") for table, order in DATA_TABLES.items()}
+    finally:
+        raw.close()
