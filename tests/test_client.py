@@ -6,6 +6,7 @@ answer. A FlakyProxy between client and server loses answers on purpose.
 from __future__ import annotations
 
 import json
+import os
 import time
 import logging
 import pathlib
@@ -25,11 +26,16 @@ from triport import (
     AdminTokenInvalid,
     AdminTokenUnset,
     DatabaseUnavailable,
+    Forbidden,
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
     Internal,
+    InsufficientBalance,
     InvalidActor,
+    InvalidAmount,
+    InvalidCurrency,
     InvalidCursor,
+    InvalidDestination,
     InvalidIdempotencyKey,
     InvalidJson,
     InvalidLimit,
@@ -384,3 +390,55 @@ def test_the_feed_is_followed_to_its_end_and_tailed_from_its_cursor(server, repo
     with pytest.raises(InvalidType) as raised:
         admin.referrals.events.list(type="payout.paid")
     assert (raised.value.status, raised.value.tag) == (400, "invalid_type")
+
+
+# -- the write calls -----------------------------------------------------------
+
+
+@pytest.mark.live
+def test_credits_payout_requests_and_cancel(server, repo):
+    admin = client(server.port, actor="billing")
+    credit = admin.referrals.credits.create("carol", "30.00", "USDT", note="november")
+    assert {k: credit[k] for k in ("user_id", "amount", "currency", "note")} == {
+        "user_id": "carol", "amount": "30.00", "currency": "USDT", "note": "november"}
+    assert admin.referrals.credits.create("carol", Decimal("0.000000000000000001"), "USDT")["amount"] == (
+        "0.000000000000000001")
+    payout = admin.referrals.payouts.create("carol", "20.00", "USDT", "0xcarol")
+    assert (payout["status"], payout["amount"], payout["destination"]) == ("requested", "20.00", "0xcarol")
+    with pytest.raises(InsufficientBalance) as refused:
+        admin.referrals.payouts.create("carol", "20.00", "USDT", "0xcarol")
+    assert (refused.value.status, refused.value.tag) == (409, "insufficient_balance")
+    assert admin.referrals.payouts.cancel(payout["id"]) is True
+    with pytest.raises(PayoutNotActionable):
+        admin.referrals.payouts.cancel(payout["id"])
+    assert [(e["to_status"], e["actor"]) for e in repo.events(payout["id"])] == [
+        ("requested", "billing"), ("cancelled", "billing")]
+    for bad, error in ((("a/b", "1", "USDT", "0x"), InvalidUserId), (("c", "1.", "USDT", "0x"), InvalidAmount),
+                       (("c", "1", "usd", "0x"), InvalidCurrency), (("c", "1", "USDT", " "), InvalidDestination)):
+        with pytest.raises(error):
+            admin.referrals.payouts.create(*bad)
+    with pytest.raises(TypeError):
+        admin.referrals.payouts.create("carol", 1.5, "USDT", "0x")
+
+
+@pytest.mark.live
+def test_a_lost_201_is_replayed_and_makes_one_payout(server, repo):
+    admin = client(server.port)
+    admin.referrals.credits.create("dave", "50", "USDT")
+    with FlakyProxy(server.port, ["drop"]) as proxy:
+        payout = client(proxy.url).referrals.payouts.create("dave", "10", "USDT", "0xdave")
+    assert len(proxy.requests) == 2
+    assert proxy.requests[0][2]["idempotency-key"] == proxy.requests[1][2]["idempotency-key"]
+    assert [p["id"] for p in admin.referrals.payouts.list(user_id="dave")] == [payout["id"]]
+
+
+@pytest.mark.live
+def test_a_token_outside_its_scope_is_forbidden(server, database_url):
+    done = subprocess.run([sys.executable, "-m", "triport_payouts", "token", "create", "--name", "viewer",
+                           "--scope", "read"], env={**os.environ, "TRIPORT_DATABASE": database_url},
+                          capture_output=True, text=True, check=True)
+    viewer = client(server.port, token=json.loads(done.stdout)["token"])
+    assert list(viewer.referrals.payouts.list()) == []
+    with pytest.raises(Forbidden) as refused:
+        viewer.referrals.credits.create("eve", "1", "USDT")
+    assert (refused.value.status, refused.value.tag) == (403, "forbidden")

@@ -20,19 +20,23 @@ from live import Gunicorn
 from openapi_check import assert_is_error, assert_matches_openapi, document
 from triport_payouts import create_app
 from triport_payouts.routing import ROUTES
+from triport_payouts.tokens import TokenStore
 
 PAYOUT = "/v1/admin/referrals/payouts/{payout_id}"
 FAILED, SENT, PROCESSING = PAYOUT + "/failed", PAYOUT + "/sent", PAYOUT + "/processing"
 EVENTS = PAYOUT + "/events"
 LIST = "/v1/admin/referrals/payouts"
 USER = "/v1/admin/referrals/users/{user_id}"
+CANCEL = PAYOUT + "/cancel"
+CREDITS = "/v1/admin/referrals/credits"
 OPENAPI = "/v1/admin/openapi.json"
 
 # Every (status, tag) the contract (CONTRACT.md, with the /failed page) names,
-# invalid_user_id, which the list adds for a malformed user_id filter, and
-# storage_full, the database's disk full.
+# invalid_user_id, which the list adds for a malformed user_id filter,
+# storage_full, the database's disk full, and the write API's and scopes'.
 CONTRACT_ERRORS = {
-    (400, "invalid_user_id"),
+    (400, "invalid_user_id"), (400, "invalid_amount"), (400, "invalid_currency"), (400, "invalid_destination"),
+    (403, "forbidden"), (409, "insufficient_balance"),
     (400, "invalid_payout_id"), (400, "invalid_actor"), (400, "invalid_json"),
     (400, "invalid_tx_hash"), (400, "invalid_status"), (400, "invalid_limit"),
     (400, "invalid_cursor"), (400, "invalid_type"), (400, "invalid_idempotency_key"),
@@ -173,6 +177,17 @@ def test_lifecycle_matches_the_document(client, repo):
     call(client, "GET", OPENAPI, 200, headers={})
 
 
+def test_the_writes_match_the_document(client, repo):
+    credit = call(client, "POST", CREDITS, 201, body=b'{"user_id": "dan", "amount": "5.00", "currency": "USDT"}')
+    assert credit.json["note"] is None
+    payout = call(client, "POST", LIST, 201, body=b'{"user_id": "dan", "amount": "5.00", "currency": "USDT",'
+                                                  b' "destination": "0xdan"}').json
+    assert call(client, "POST", CANCEL, 200, params={"payout_id": payout["id"]}).json == {"ok": True}
+    reader = TokenStore(repo.db).create("reader", "read")["token"]
+    res = call(client, "POST", CREDITS, 403, body=b"{}", headers={"X-Admin-Token": reader})
+    assert res.json == {"error": "forbidden"}
+
+
 def test_amounts_stay_plain_decimals(client, repo):
     # 12.50000001 - 12.50000001 is Decimal("0E-8"): str() of it is not a decimal string.
     repo.credit("bob", Decimal("12.50000001"), "USDT", "referrals")
@@ -227,6 +242,17 @@ WRONG_TOKEN = {"X-Admin-Token": "wrong"}
     ("GET", LIST, None, {"query": "limit=ten"}, 400, "invalid_limit"),
     ("GET", LIST, None, {"query": "cursor=garbage"}, 400, "invalid_cursor"),
     ("GET", USER, {"user_id": "nobody"}, {}, 404, "user_not_found"),
+    ("POST", CANCEL, SETTLED, {}, 409, "payout_not_actionable"),
+    ("POST", CANCEL, UNKNOWN, {}, 404, "payout_not_found"),
+    ("POST", LIST, None, {"body": b'{"user_id": "carol", "amount": "1000", "currency": "USDT",'
+                                  b' "destination": "0x"}'}, 409, "insufficient_balance"),
+    ("POST", LIST, None, {"body": b'{"user_id": "carol", "amount": 1, "currency": "USDT"}'}, 400, "invalid_amount"),
+    ("POST", CREDITS, None, {"body": b'{"user_id": "", "amount": "1", "currency": "USDT"}'}, 400,
+     "invalid_user_id"),
+    ("POST", CREDITS, None, {"body": b'{"user_id": "c", "amount": "1", "currency": "usdt"}'}, 400,
+     "invalid_currency"),
+    ("POST", LIST, None, {"body": b'{"user_id": "c", "amount": "1", "currency": "USDT"}'}, 400,
+     "invalid_destination"),
 ])
 def test_errors_match_the_document(client, payouts, method, template, params, kwargs, status, tag):
     if params and "payout_id" in params:
@@ -237,7 +263,7 @@ def test_errors_match_the_document(client, payouts, method, template, params, kw
 
 @pytest.mark.parametrize("method, template, params", [
     ("GET", FAILED, UNKNOWN), ("PUT", SENT, UNKNOWN), ("DELETE", PROCESSING, UNKNOWN),
-    ("POST", LIST, None), ("POST", EVENTS, UNKNOWN), ("DELETE", USER, {"user_id": "alice"}),
+    ("PUT", LIST, None), ("POST", EVENTS, UNKNOWN), ("GET", CANCEL, UNKNOWN), ("GET", CREDITS, None), ("DELETE", USER, {"user_id": "alice"}),
     ("POST", OPENAPI, None), ("POST", "/healthz", None), ("POST", "/readyz", None),
 ])
 def test_wrong_method_matches_the_document(client, method, template, params):

@@ -124,6 +124,36 @@ class AdminTokenInvalid(TriportError):
     status, tag = 401, "admin_token_invalid"
 
 
+class InvalidAmount(TriportError):
+    """amount is not a positive decimal string (a JSON number is refused: it may be rounded)."""
+
+    status, tag = 400, "invalid_amount"
+
+
+class InvalidCurrency(TriportError):
+    """currency is not 2 to 10 upper-case letters or digits, starting with a letter."""
+
+    status, tag = 400, "invalid_currency"
+
+
+class InvalidDestination(TriportError):
+    """destination is not 1 to 256 printable characters."""
+
+    status, tag = 400, "invalid_destination"
+
+
+class Forbidden(TriportError):
+    """The token is valid, but its scope does not cover this call."""
+
+    status, tag = 403, "forbidden"
+
+
+class InsufficientBalance(TriportError):
+    """The payout asked for is more than the user's available balance."""
+
+    status, tag = 409, "insufficient_balance"
+
+
 class NotFound(TriportError):
     """No route has that path."""
 
@@ -199,8 +229,9 @@ class SchemaTooNew(TriportError):
 ERROR_CLASSES: dict[str, type[TriportError]] = {
     cls.tag: cls for cls in (
         InvalidPayoutId, InvalidActor, InvalidJson, InvalidTxHash, InvalidStatus, InvalidUserId,
-        InvalidLimit, InvalidCursor, InvalidType, InvalidIdempotencyKey, AdminTokenUnset, AdminTokenInvalid,
-        NotFound, PayoutNotFound, UserNotFound, MethodNotAllowed, PayoutNotActionable,
+        InvalidLimit, InvalidCursor, InvalidType, InvalidIdempotencyKey, InvalidAmount, InvalidCurrency,
+        InvalidDestination, AdminTokenUnset, AdminTokenInvalid, Forbidden,
+        NotFound, PayoutNotFound, UserNotFound, MethodNotAllowed, PayoutNotActionable, InsufficientBalance,
         IdempotencyKeyInUse, IdempotencyKeyReused, Internal, DatabaseUnavailable, StorageFull,
         SchemaOutdated, SchemaTooNew,
     )
@@ -210,11 +241,16 @@ __all__ = [
     "AdminTokenInvalid",
     "AdminTokenUnset",
     "DatabaseUnavailable",
+    "Forbidden",
     "IdempotencyKeyInUse",
     "IdempotencyKeyReused",
+    "InsufficientBalance",
     "Internal",
     "InvalidActor",
+    "InvalidAmount",
+    "InvalidCurrency",
     "InvalidCursor",
+    "InvalidDestination",
     "InvalidIdempotencyKey",
     "InvalidJson",
     "InvalidLimit",

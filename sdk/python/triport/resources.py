@@ -1,5 +1,5 @@
-"""The calls: ``admin.referrals.payouts``, ``admin.referrals.users`` and
-``admin.referrals.events`` (the change feed).
+"""The calls: ``admin.referrals.payouts``, ``admin.referrals.credits``,
+``admin.referrals.users`` and ``admin.referrals.events`` (the change feed).
 
 Path segments are percent-encoded (``/`` included); the server validates
 every value and answers a malformed one with its own error class.
@@ -11,10 +11,12 @@ import builtins
 import urllib.parse
 import uuid
 from collections.abc import Iterable, Iterator
+from decimal import Decimal
 
 PAYOUTS = "/v1/admin/referrals/payouts"
 USERS = "/v1/admin/referrals/users"
 EVENTS = "/v1/admin/referrals/events"
+CREDITS = "/v1/admin/referrals/credits"
 
 
 def _segment(value, name: str) -> str:
@@ -28,6 +30,7 @@ def _segment(value, name: str) -> str:
 class Referrals:
     def __init__(self, transport):
         self.payouts = Payouts(transport)
+        self.credits = Credits(transport)
         self.users = Users(transport)
         self.events = Events(transport)
 
@@ -57,6 +60,19 @@ class Payouts:
     def mark_processing(self, payout_id: str, *, idempotency_key: str | None = None) -> bool:
         """requested -> processing."""
         return self._act(payout_id, "processing", {}, idempotency_key)
+
+    def cancel(self, payout_id: str, *, idempotency_key: str | None = None) -> bool:
+        """requested -> cancelled: the amount is available again (scope ``system``)."""
+        return self._act(payout_id, "cancel", {}, idempotency_key)
+
+    def create(self, user_id: str, amount: str, currency: str, destination: str, *,
+               idempotency_key: str | None = None) -> dict:
+        """A payout request (status ``requested``), returned as the server
+        created it; ``InsufficientBalance`` past the available balance. The
+        amount is a string ("20.00"): a float could not say it exactly.
+        Retried with one key, so a lost answer never makes a second payout."""
+        body = {"user_id": user_id, "amount": _amount(amount), "currency": currency, "destination": destination}
+        return self._transport.post(PAYOUTS, body, idempotency_key)
 
     def _act(self, payout_id, action, body, idempotency_key) -> bool:
         path = f"{PAYOUTS}/{_segment(payout_id, 'payout_id')}/{action}"
@@ -96,6 +112,31 @@ class _Pages(Iterator[dict]):
             if self._cursor is None:
                 raise StopIteration
             self._page = self._fetch(self._cursor)
+
+
+class Credits:
+    """Referral earnings (scope ``system``)."""
+
+    def __init__(self, transport):
+        self._transport = transport
+
+    def create(self, user_id: str, amount: str, currency: str, note: str | None = None, *,
+               idempotency_key: str | None = None) -> dict:
+        """Records earnings; returns the credit as the server created it."""
+        body = {"user_id": user_id, "amount": _amount(amount), "currency": currency}
+        if note is not None:
+            body["note"] = note
+        return self._transport.post(CREDITS, body, idempotency_key)
+
+
+def _amount(value) -> str:
+    """An amount as the API takes it: text. A Decimal is written exactly; a
+    float is refused here, before it could be sent rounded."""
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if not isinstance(value, str):
+        raise TypeError("amount must be a str such as '12.50' (or a Decimal), never a float")
+    return value
 
 
 class Users:
