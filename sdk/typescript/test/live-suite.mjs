@@ -187,12 +187,12 @@ export function liveSuite(backend, setup) {
       test(`an answer lost by a ${loss} is replayed by the retry: true, one transition`, async () => {
         const [id] = owned(loss === "drop" ? 4 : 5);
         const flaky = await proxy([loss]);
-        const admin = client(flaky.url, loss === "stall" ? { timeoutMs: 500 } : {});
+        const admin = client(flaky.url, loss === "stall" ? { timeoutMs: 1_000 } : {});
         assert.equal(await admin.referrals.payouts.markFailed(id, { reason: "wallet rejected" }), true);
-        assert.equal(flaky.requests.length, 2);
-        const [first, second] = flaky.requests;
-        assert.equal(first.headers["idempotency-key"], second.headers["idempotency-key"]);
-        assert.equal(first.body, second.body);
+        // Two attempts; a third only if a loaded machine let the retry time out too.
+        assert.ok(flaky.requests.length >= 2);
+        assert.equal(new Set(flaky.requests.map((r) => r.headers["idempotency-key"])).size, 1);
+        assert.equal(new Set(flaky.requests.map((r) => r.body)).size, 1);
         const [event] = await historyOf(id);
         assert.deepEqual([event.to_status, event.reason], ["failed", "wallet rejected"]);
         assert.equal((await historyOf(id)).length, 1);
@@ -252,9 +252,9 @@ export function liveSuite(backend, setup) {
   });
 }
 
-/** {events, feed} of list() once `mine(events)` has `count` events, or after 10 s. */
+/** {events, feed} of list() once `mine(events)` has `count` events, or after 20 s. */
 async function feedUntil(list, mine, count) {
-  const deadline = Date.now() + 10_000;
+  const deadline = Date.now() + 20_000;
   for (;;) {
     const feed = list();
     const events = await collect(feed);

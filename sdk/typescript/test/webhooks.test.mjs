@@ -43,6 +43,8 @@ test("a delivery signed by the reference library gives its event, amounts as str
   assert.equal(event.payout.amount, "12.50");
 });
 
+// Both read the clock: the window's edges are 20 s away here (a loaded machine
+// is slow between signing and verifying); the exact edge is tested with `now` below.
 test("the reference library and verify agree on every case", () => {
   const good = signed();
   const cases = {
@@ -56,10 +58,10 @@ test("the reference library and verify agree on every case", () => {
     "two signatures, the second good (a rotation)": [SECRET, { ...good, "webhook-signature": `${signed({ secret: OTHER })["webhook-signature"]} ${good["webhook-signature"]}` }, BODY],
     "two signatures, the first good": [SECRET, { ...good, "webhook-signature": `${good["webhook-signature"]} v1,AAAA` }, BODY],
     "a signature cut short": [SECRET, { ...good, "webhook-signature": good["webhook-signature"].slice(0, -2) }, BODY],
-    "299 s old": [SECRET, signed({ at: now() - 299 }), BODY],
-    "301 s old": [SECRET, signed({ at: now() - 301 }), BODY],
-    "299 s ahead": [SECRET, signed({ at: now() + 299 }), BODY],
-    "301 s ahead": [SECRET, signed({ at: now() + 301 }), BODY],
+    "280 s old": [SECRET, signed({ at: now() - 280 }), BODY],
+    "320 s old": [SECRET, signed({ at: now() - 320 }), BODY],
+    "280 s ahead": [SECRET, signed({ at: now() + 280 }), BODY],
+    "320 s ahead": [SECRET, signed({ at: now() + 320 }), BODY],
     "no id": [SECRET, { ...good, "webhook-id": undefined }, BODY],
     "no signature": [SECRET, { ...good, "webhook-signature": undefined }, BODY],
     "a timestamp that is no number": [SECRET, { ...good, "webhook-timestamp": "soon" }, BODY],
