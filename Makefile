@@ -77,7 +77,7 @@ test: check
 	$(MAKE) test-ts
 
 # node:test suites of @triport/sdk against live gunicorns (SQLite and PostgreSQL)
-# and its packed tarball in a scratch project; needs Node.js 18.19+ and npm.
+# and its packed tarball in a scratch project; needs Node.js 20.10+ (the SDK itself, 18+) and npm.
 test-ts: $(VENV)/.test-stamp $(TS)/dist/.build-stamp
 	cd $(TS) && TRIPORT_VENV=$(abspath $(VENV)) node --test --test-concurrency=3 test/
 
