@@ -82,7 +82,7 @@ export async function postgresDatabase() {
     await python(admin, POSTGRES, `CREATE SCHEMA ${schema}`);
   } catch (failure) {
     if (process.env.CI === "true") throw failure;
-    const reason = String(failure.stderr ?? failure).trim().split("\n").at(-1);
+    const reason = String(failure.stderr ?? failure).trim().split("\n").at(-1).trim();
     return { skip: `PostgreSQL at ${POSTGRES} is not usable (${reason})` };
   }
   const database = `${POSTGRES}${POSTGRES.includes("?") ? "&" : "?"}options=-csearch_path%3D${schema}`;
