@@ -3,14 +3,18 @@
 // one an earlier or a later release left. A full disk needs a small
 // filesystem of its own: its 503 is a canned answer through the proxy.
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
+import { closeSync, mkdirSync, openSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { promisify } from "node:util";
 import {
   AdminTokenUnset, DatabaseUnavailable, Internal, SchemaOutdated, SchemaTooNew, StorageFull, TriportError,
 } from "../dist/esm/index.js";
-import { FlakyProxy, answer } from "./flaky-proxy.mjs";
-import { Server, client, collect, python, scratchDir, sqliteDatabase } from "./harness.mjs";
+import { Server, cli, client, collect, python, scratchDir, sqliteDatabase } from "./harness.mjs";
+
+const run = promisify(execFile);
 
 // One process makes every database: argv is a good database, then (path, what) pairs,
 // `what` being "empty" (a file with no schema), "copy" or SQL to run on a copy.
@@ -79,17 +83,58 @@ describe("errors of a server in a bad state", () => {
       }
     });
   }
+});
 
-  test("a full disk's storage_full is StorageFull, retried as any 503 and then thrown", async () => {
-    const full = answer(503, { error: "storage_full" }, { "Retry-After": "30" });
-    const proxy = await FlakyProxy.start(1, [full, full, full]);
+describe("a server whose disk is full", () => {
+  const dir = scratchDir();
+  const disk = join(dir, "disk");
+  let server, payout, mounted, skip;
+
+  before(async () => {
+    mkdirSync(disk);
     try {
-      const error = await client(proxy.url, { maxRetries: 2 }).referrals.payouts.markSent(randomUUID(), { txHash: "0x1" })
-        .then(() => assert.fail("StorageFull expected"), (e) => e);
-      assert.ok(error instanceof StorageFull);
-      assert.deepEqual([error.status, error.tag, proxy.requests.length], [503, "storage_full", 3]);
-    } finally {
-      await proxy.close();
+      if (process.getuid?.() !== 0) throw new Error("mounting a small disk (tmpfs) needs root");
+      await run("mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", disk]);
+      mounted = true;
+    } catch (failure) {
+      if (process.env.CI === "true") throw failure;
+      skip = `cannot mount a tmpfs: ${String(failure.stderr || failure.message).trim()}`;
+      return;
     }
+    const database = await sqliteDatabase(disk);
+    [payout] = (await cli(database, "seed-demo", "--payouts", "1", "--users", "1")).trim().split("\n");
+    server = await Server.start({ database, workers: 1, log: join(dir, "full-disk.log") });
+  });
+
+  after(async () => {
+    await server?.stop();
+    if (mounted) await run("umount", [disk]).catch(() => run("umount", ["--lazy", disk]));
+  });
+
+  test("StorageFull (503 storage_full); the same call, with its key, succeeds once there is room", async (t) => {
+    if (skip) return t.skip(skip);
+    const admin = client(server.url, { maxRetries: 0 });
+    await admin.referrals.payouts.events(payout); // a host in service: the database is open when the disk fills
+    const filler = join(disk, "filler");
+    const fd = openSync(filler, "wx");
+    try {
+      for (const chunk of [Buffer.alloc(65536), Buffer.alloc(4096)]) {
+        try {
+          for (;;) writeSync(fd, chunk);
+        } catch (failure) {
+          if (failure.code !== "ENOSPC") throw failure;
+        }
+      }
+    } finally {
+      closeSync(fd);
+    }
+    const error = await admin.referrals.payouts.markFailed(payout, { reason: "rejected" }).catch((e) => e);
+    assert.ok(error instanceof StorageFull && error instanceof TriportError, String(error));
+    assert.deepEqual([error.status, error.tag], [503, "storage_full"]);
+    assert.equal((await admin.referrals.payouts.events(payout)).length, 1); // reads go on; nothing changed
+    unlinkSync(filler);
+    const again = { reason: "rejected", idempotencyKey: error.idempotencyKey };
+    assert.equal(await admin.referrals.payouts.markFailed(payout, again), true);
+    assert.equal((await admin.referrals.payouts.events(payout)).at(-1).to_status, "failed");
   });
 });
