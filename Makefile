@@ -1,5 +1,5 @@
 # make run: a development server on a fresh clone.  make test: the whole suite.
-# make test-fast: the edit-test loop (see below).
+# make test-fast: the edit-test loop (see below). make test-ts: the TypeScript SDK alone.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,8 +10,12 @@ DEV_TOKEN_FILE := var/dev-admin-token
 # packaging or its version (triport/_version.py) reinstalls it.
 SDK := sdk/python
 SDK_PACKAGING := $(SDK)/setup.cfg $(SDK)/pyproject.toml $(SDK)/triport/_version.py
+# The TypeScript client, @triport/sdk: npm ci from its lock file, built again
+# only when a source or a build setting changed.
+TS := sdk/typescript
+TS_BUILD_INPUTS := $(wildcard $(TS)/src/*.ts) $(TS)/tsconfig.json $(TS)/tsconfig.cjs.json $(TS)/scripts/build.mjs
 
-.PHONY: run check test test-fast bench clean
+.PHONY: run check test test-fast test-ts bench clean
 
 # One stamp per set of extras: a second `make test` installs nothing.
 $(VENV)/.run-stamp: setup.cfg pyproject.toml $(SDK_PACKAGING)
@@ -30,6 +34,14 @@ $(VENV)/.bench-stamp: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	touch $@
+
+$(TS)/node_modules/.ci-stamp: $(TS)/package.json $(TS)/package-lock.json
+	cd $(TS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(TS)/dist/.build-stamp: $(TS)/node_modules/.ci-stamp $(TS_BUILD_INPUTS)
+	cd $(TS) && npm run --silent build
 	touch $@
 
 $(DEV_TOKEN_FILE):
@@ -57,10 +69,17 @@ check: $(VENV)/.test-stamp
 	$(BIN)/mypy $(SDK)/triport
 
 # Two workers: the suite waits on servers and databases more than it computes.
-# The serial tests (one stops the shared PostgreSQL) run alone, after the rest.
+# The serial tests (one stops the shared PostgreSQL) run alone, after the rest;
+# then the TypeScript SDK's suites (~20 s), which start servers from $(VENV).
 test: check
 	$(BIN)/python -m pytest -n 2 -m 'not slow and not serial'
 	$(BIN)/python -m pytest -m serial
+	$(MAKE) test-ts
+
+# node:test suites of @triport/sdk against live gunicorns (SQLite and PostgreSQL)
+# and its packed tarball in a scratch project; needs Node.js 20.10+ (the SDK itself, 18+) and npm.
+test-ts: $(VENV)/.test-stamp $(TS)/dist/.build-stamp
+	cd $(TS) && TRIPORT_VENV=$(abspath $(VENV)) node --test --test-concurrency=3 test/
 
 # The edit-test loop, about 15 s: the suite without live servers (marker live), long
 # hypothesis runs (fuzz) and PostgreSQL, whose fresh schema per test costs ~40 ms
@@ -76,4 +95,4 @@ bench: $(VENV)/.bench-stamp
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) var build *.egg-info $(SDK)/build $(SDK)/*.egg-info
+	rm -rf $(VENV) var build *.egg-info $(SDK)/build $(SDK)/*.egg-info $(TS)/node_modules $(TS)/dist

@@ -1,0 +1,201 @@
+/**
+ * The calls: `admin.referrals.payouts`, `admin.referrals.users` and
+ * `admin.referrals.events` (the change feed).
+ *
+ * Path segments are percent-encoded (`/` included); the server validates
+ * every value and answers a malformed one with its own error class. A new
+ * route is one method here over `transport.get` or `transport.post`.
+ */
+
+import type { Transport } from "./transport.js";
+import type { EventType, FeedEvent, Payout, PayoutEvent, PayoutStatus, UserView } from "./types.js";
+
+const PAYOUTS = "/v1/admin/referrals/payouts";
+const USERS = "/v1/admin/referrals/users";
+const EVENTS = "/v1/admin/referrals/events";
+
+export interface ActionOptions {
+  /** Sent as Idempotency-Key; by default a new one per call. Pass the one an error carried to retry that call safely. */
+  idempotencyKey?: string;
+}
+
+export interface MarkFailedOptions extends ActionOptions {
+  /** Stored as an annotation only. */
+  reason?: string | null;
+}
+
+export interface MarkSentOptions extends ActionOptions {
+  /** The transfer's reference: 1 to 256 printable characters. */
+  txHash: string;
+}
+
+export interface ListPayoutsParams {
+  status?: PayoutStatus;
+  userId?: string;
+  /** The page size (1 to 200; the server's default is 50), not a cap on the total. */
+  limit?: number;
+}
+
+export interface ListEventsParams {
+  /** One event type or several; all of them by default. */
+  type?: EventType | readonly EventType[];
+  /** A cursor (`feed.cursor`) to go on from; the feed's start by default. */
+  after?: string | null;
+  /** The page size (1 to 200; the server's default is 100). */
+  limit?: number;
+}
+
+function segment(value: string, name: string): string {
+  if (typeof value !== "string" || value === "") {
+    throw new TypeError(`${name} must be a non-empty string`);
+  }
+  return encodeURIComponent(value);
+}
+
+export class Referrals {
+  readonly payouts: Payouts;
+  readonly users: Users;
+  readonly events: Events;
+
+  constructor(transport: Transport) {
+    this.payouts = new Payouts(transport);
+    this.users = new Users(transport);
+    this.events = new Events(transport);
+  }
+}
+
+/**
+ * Referral payouts: the three operator actions and the reads.
+ *
+ * The actions resolve `true` once the server answered `{"ok": true}`; any
+ * refusal rejects with the `TriportError` subclass of its tag (e.g.
+ * `PayoutNotActionable`).
+ */
+export class Payouts {
+  readonly #transport: Transport;
+
+  constructor(transport: Transport) {
+    this.#transport = transport;
+  }
+
+  /** requested/processing -> failed, with an optional reason. */
+  markFailed(payoutId: string, options: MarkFailedOptions = {}): Promise<boolean> {
+    const { reason, idempotencyKey } = options;
+    return this.#act(payoutId, "failed", reason === undefined || reason === null ? {} : { reason }, idempotencyKey);
+  }
+
+  /** requested/processing -> sent, recording the transfer's txHash. */
+  markSent(payoutId: string, options: MarkSentOptions): Promise<boolean> {
+    return this.#act(payoutId, "sent", { tx_hash: options.txHash }, options.idempotencyKey);
+  }
+
+  /** requested -> processing. */
+  markProcessing(payoutId: string, options: ActionOptions = {}): Promise<boolean> {
+    return this.#act(payoutId, "processing", {}, options.idempotencyKey);
+  }
+
+  async #act(payoutId: string, action: string, body: object, idempotencyKey?: string): Promise<boolean> {
+    const path = `${PAYOUTS}/${segment(payoutId, "payoutId")}/${action}`;
+    const answer = await this.#transport.post<{ ok?: unknown }>(path, body, idempotencyKey);
+    return answer.ok === true;
+  }
+
+  /**
+   * Every matching payout, newest first, following `next_cursor` across all
+   * pages as the iteration reaches them; each `for await` starts over. A bad
+   * filter rejects at the first page (e.g. `InvalidStatus`).
+   */
+  list(params: ListPayoutsParams = {}): AsyncIterable<Payout> {
+    const transport = this.#transport;
+    const query = { status: params.status, user_id: params.userId, limit: params.limit };
+    return {
+      async *[Symbol.asyncIterator]() {
+        let cursor: string | null = null;
+        do {
+          const page: PayoutPage = await transport.get<PayoutPage>(PAYOUTS, { ...query, cursor });
+          yield* page.payouts;
+          cursor = page.next_cursor;
+        } while (cursor !== null);
+      },
+    };
+  }
+
+  /** The payout's history, oldest first. */
+  async events(payoutId: string): Promise<PayoutEvent[]> {
+    const page = await this.#transport.get<{ events: PayoutEvent[] }>(`${PAYOUTS}/${segment(payoutId, "payoutId")}/events`);
+    return page.events;
+  }
+}
+
+interface PayoutPage {
+  payouts: Payout[];
+  next_cursor: string | null;
+}
+
+export class Users {
+  readonly #transport: Transport;
+
+  constructor(transport: Transport) {
+    this.#transport = transport;
+  }
+
+  /**
+   * The operator view of a user: balances per currency, counts per status
+   * and the 20 newest payouts. `UserNotFound` when the user has neither
+   * credits nor payouts.
+   */
+  get(userId: string): Promise<UserView> {
+    return this.#transport.get<UserView>(`${USERS}/${segment(userId, "userId")}`);
+  }
+}
+
+/** The change feed: every change of every payout, oldest first. */
+export class Events {
+  readonly #transport: Transport;
+
+  constructor(transport: Transport) {
+    this.#transport = transport;
+  }
+
+  /**
+   * Every event after the cursor `after` (from the first without one), of the
+   * given types, following cursors until the feed has nothing more.
+   */
+  list(params: ListEventsParams = {}): Feed {
+    const type = typeof params.type === "string" || params.type === undefined ? params.type : params.type.join(",");
+    return new Feed(this.#transport, { type, limit: params.limit }, params.after ?? null);
+  }
+}
+
+interface FeedPage {
+  events: FeedEvent[];
+  next_cursor: string;
+}
+
+/**
+ * The events of `events.list()`, page by page. `cursor` is the position after
+ * the last page read whole: save it and pass it as `after` later to tail the
+ * feed (each later event once). Iterating the same Feed again goes on from
+ * `cursor`; resuming after a break in the middle of a page gets the rest of
+ * that page again (at least once).
+ */
+export class Feed implements AsyncIterable<FeedEvent> {
+  cursor: string | null;
+  readonly #transport: Transport;
+  readonly #query: { type: string | undefined; limit: number | undefined };
+
+  constructor(transport: Transport, query: { type: string | undefined; limit: number | undefined }, after: string | null) {
+    this.#transport = transport;
+    this.#query = query;
+    this.cursor = after;
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<FeedEvent> {
+    for (;;) {
+      const page = await this.#transport.get<FeedPage>(EVENTS, { ...this.#query, after: this.cursor });
+      yield* page.events;
+      this.cursor = page.next_cursor;
+      if (page.events.length === 0) return;
+    }
+  }
+}

@@ -1,0 +1,264 @@
+// The client against a live gunicorn, the same tests on each backend: every
+// method, every error class a running server with a good database produces,
+// paging, and retries that replay the first answer through a FlakyProxy that
+// loses answers on purpose.
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { join } from "node:path";
+import { inspect } from "node:util";
+import { after, before, describe, test } from "node:test";
+import {
+  AdminTokenInvalid, IdempotencyKeyReused, InvalidActor, InvalidCursor, InvalidIdempotencyKey, InvalidJson,
+  InvalidLimit, InvalidPayoutId, InvalidStatus, InvalidTxHash, InvalidType, InvalidUserId, MethodNotAllowed,
+  NotFound, PayoutNotActionable, PayoutNotFound, TransportError, TriportAdmin, TriportError, UserNotFound,
+} from "../dist/esm/index.js";
+import { FlakyProxy, answer } from "./flaky-proxy.mjs";
+import {
+  FAST, Server, TOKEN, cli, client, collect, makePayout, scratchDir, sleep, transitions, uniqueUser,
+} from "./harness.mjs";
+
+const IN_USE = answer(409, { error: "idempotency_key_in_use" });
+const UNAVAILABLE = answer(503, { error: "database_unavailable" });
+
+/** `setup()` gives {database, drop?} or {skip: reason}. */
+export function liveSuite(backend, setup) {
+  return describe(`the client against a live server on ${backend}`, async () => {
+    let server, database, drop;
+    const dir = scratchDir();
+    const proxies = [];
+
+    before(async () => {
+      ({ database, drop } = await setup());
+      server = await Server.start({ database, log: join(dir, "gunicorn.log") });
+    });
+
+    after(async () => {
+      await Promise.all(proxies.map((proxy) => proxy.close()));
+      await server?.stop();
+      await drop?.();
+    });
+
+    async function proxy(script = []) {
+      const started = await FlakyProxy.start(server.port, script);
+      proxies.push(started);
+      return started;
+    }
+
+    // seed-demo gives 2 payouts to each demo user: users[n] (n from 1) owns
+    // payouts[n - 1] and, newer, payouts[n - 1 + USERS]. Each test takes its own user.
+    const USERS = 32;
+    let seeded;
+    const user = (n) => `demo-user-${String(n).padStart(4, "0")}`;
+    const owned = (n) => [seeded[n - 1], seeded[n - 1 + USERS]];
+    before(async () => {
+      seeded = (await cli(database, "seed-demo", "--payouts", String(2 * USERS), "--users", String(USERS)))
+        .trim().split("\n");
+    });
+    const historyOf = async (id) => transitions(await client(server.url).referrals.payouts.events(id));
+    const cents = (amount) => Math.round(Number(amount) * 100);
+
+    test("every method, against the live server", async () => {
+      const [sent, failed] = owned(1);
+      const [quiet] = owned(2);
+      const saved = process.env.TRIPORT_BASE_URL;
+      process.env.TRIPORT_BASE_URL = server.url;
+      let admin;
+      try {
+        admin = new TriportAdmin({ adminToken: TOKEN, actor: "ops@example.com", ...FAST });
+      } finally {
+        if (saved === undefined) delete process.env.TRIPORT_BASE_URL;
+        else process.env.TRIPORT_BASE_URL = saved;
+      }
+      const payouts = admin.referrals.payouts;
+
+      assert.equal(await payouts.markProcessing(sent), true);
+      assert.equal(await payouts.markSent(sent, { txHash: "0xabc" }), true);
+      assert.equal(await payouts.markFailed(failed, { reason: "wallet rejected" }), true);
+      assert.equal(await payouts.markFailed(quiet.toUpperCase()), true); // no reason, either case
+
+      const events = await payouts.events(sent);
+      assert.deepEqual(events.map((e) => [e.from_status, e.to_status]),
+        [[null, "requested"], ["requested", "processing"], ["processing", "sent"]]);
+      assert.equal(events.at(-1).tx_hash, "0xabc");
+      assert.deepEqual(new Set(events.slice(1).map((e) => e.actor)), new Set(["ops@example.com"]));
+      const [failure] = transitions(await payouts.events(failed));
+      assert.deepEqual([failure.to_status, failure.reason], ["failed", "wallet rejected"]);
+      assert.equal(transitions(await payouts.events(quiet))[0].reason, null);
+
+      const mine = await collect(payouts.list({ userId: user(1) }));
+      assert.deepEqual(mine.map((p) => p.id), [failed, sent]); // newest first
+      assert.deepEqual((await collect(payouts.list({ userId: user(1), limit: 1 }))).map((p) => p.id), [failed, sent]);
+      assert.deepEqual((await collect(payouts.list({ userId: user(1), status: "sent" }))).map((p) => p.id), [sent]);
+      assert.deepEqual(await collect(payouts.list({ userId: user(1), status: "processing" })), []);
+      assert.deepEqual((await collect(payouts.list({ status: "sent" }))).map((p) => p.id), [sent]);
+      const [, newest] = mine;
+      assert.equal(newest.tx_hash, "0xabc");
+      assert.match(newest.amount, /^\d+\.\d\d$/); // amounts stay strings
+
+      const view = await admin.referrals.users.get(user(1));
+      assert.equal(view.user_id, user(1));
+      assert.deepEqual(view.counts, { requested: 0, processing: 0, sent: 1, failed: 1, cancelled: 0 });
+      const [usdt] = view.balances;
+      assert.ok(Object.values(usdt).every((value) => typeof value === "string"));
+      assert.equal(cents(usdt.sent), cents(newest.amount));
+      assert.equal(cents(usdt.reserved), 0);
+      assert.equal(cents(usdt.available), cents(usdt.earned) - cents(usdt.sent));
+      assert.deepEqual(view.payouts.map((p) => p.id), [failed, sent]);
+    });
+
+    test("user ids that need quoting reach the server intact", async () => {
+      const odd = uniqueUser("jörg ?#%&+ 名");
+      const id = await makePayout(database, odd);
+      const admin = client(server.url);
+      assert.equal((await admin.referrals.users.get(odd)).user_id, odd);
+      assert.deepEqual((await collect(admin.referrals.payouts.list({ userId: odd }))).map((p) => p.id), [id]);
+      await assert.rejects(admin.referrals.users.get("jörg"), UserNotFound);
+    });
+
+    test("pages are followed to the end, more payouts than one page", async () => {
+      const flaky = await proxy();
+      const payouts = client(flaky.url).referrals.payouts;
+      const all = (await collect(payouts.list({ limit: 200 }))).map((p) => p.id);
+      assert.ok(all.length > 50 && seeded.every((id) => all.includes(id)));
+      assert.equal(flaky.requests.length, 1);
+      assert.deepEqual((await collect(payouts.list({ limit: 10 }))).map((p) => p.id), all);
+      assert.equal(flaky.requests.length, 1 + Math.ceil(all.length / 10));
+      assert.deepEqual((await collect(payouts.list())).map((p) => p.id), all); // the server's 50 a page
+      assert.equal(flaky.requests.length, 1 + Math.ceil(all.length / 10) + Math.ceil(all.length / 50));
+      const cursors = flaky.requests.filter((r) => r.target.includes("cursor="));
+      assert.ok(cursors.slice(0, -1).every((r) => r.target.includes("limit=10")));
+    });
+
+    test("every error class a running server produces, none retried", async () => {
+      const [done, open] = owned(3);
+      const flaky = await proxy();
+      const admin = client(flaky.url);
+      const { payouts, users, events } = admin.referrals;
+      await payouts.markFailed(done);
+      const key = randomUUID();
+      await payouts.markFailed(open, { reason: "first", idempotencyKey: key });
+      // The one route the calls never use wrongly: a fetch that turns their GET into a DELETE.
+      const deleting = client(flaky.url, { fetch: (url, init) => fetch(url, { ...init, method: "DELETE" }) });
+      const cases = [
+        [() => payouts.markFailed("not-a-uuid"), InvalidPayoutId, 400],
+        [() => payouts.events("42"), InvalidPayoutId, 400],
+        [() => payouts.markFailed(randomUUID()), PayoutNotFound, 404],
+        [() => payouts.events(randomUUID()), PayoutNotFound, 404],
+        [() => payouts.markFailed(done, { reason: "again" }), PayoutNotActionable, 409],
+        [() => payouts.markSent(done, { txHash: "0x1" }), PayoutNotActionable, 409],
+        [() => payouts.markProcessing(done), PayoutNotActionable, 409],
+        [() => payouts.markSent(done, { txHash: "" }), InvalidTxHash, 400],
+        [() => payouts.markSent(done, { txHash: "x".repeat(257) }), InvalidTxHash, 400],
+        [() => payouts.markFailed(done, { reason: 42 }), InvalidJson, 400],
+        [() => payouts.markFailed(done, { reason: "r".repeat(5000) }), InvalidJson, 400],
+        [() => collect(payouts.list({ status: "lost" })), InvalidStatus, 400],
+        [() => collect(payouts.list({ limit: 0 })), InvalidLimit, 400],
+        [() => collect(payouts.list({ limit: 201 })), InvalidLimit, 400],
+        [() => collect(payouts.list({ userId: "u".repeat(129) })), InvalidUserId, 400],
+        [() => collect(events.list({ type: "payout.paid" })), InvalidType, 400],
+        [() => collect(events.list({ after: "forged" })), InvalidCursor, 400],
+        [() => users.get("nobody-" + randomUUID()), UserNotFound, 404],
+        [() => users.get("a/b"), NotFound, 404],
+        [() => payouts.markFailed(done, { idempotencyKey: "k".repeat(256) }), InvalidIdempotencyKey, 400],
+        [() => payouts.markFailed(open, { reason: "second", idempotencyKey: key }), IdempotencyKeyReused, 422],
+        [() => client(flaky.url, { actor: "a".repeat(129) }).referrals.payouts.markFailed(done), InvalidActor, 400],
+        [() => client(flaky.url, { adminToken: "wrong" }).referrals.users.get("alice"), AdminTokenInvalid, 401],
+        [() => client(flaky.url, { adminToken: "" }).referrals.payouts.events(done), AdminTokenInvalid, 401],
+        [() => deleting.referrals.users.get("alice"), MethodNotAllowed, 405],
+      ];
+      for (const [call, Kind, status] of cases) {
+        const before = flaky.requests.length;
+        const error = await call().then(() => assert.fail(`${Kind.name} expected`), (e) => e);
+        assert.ok(error instanceof Kind, `${Kind.name} expected, got ${inspect(error)}`);
+        assert.ok(error instanceof TriportError);
+        assert.deepEqual([error.status, error.tag, error.name], [status, Kind.tag, Kind.name]);
+        assert.equal(flaky.requests.length, before + 1, `${Kind.name} was retried`);
+        for (const shown of [String(error), error.message, inspect(error, { depth: 10, showHidden: true })]) {
+          assert.ok(!shown.includes(TOKEN), `the token in ${shown}`);
+        }
+      }
+      // A refused action still names the key it sent, for a later safe retry.
+      const refused = await payouts.markFailed(done).catch((e) => e);
+      assert.ok(refused instanceof PayoutNotActionable);
+      assert.equal(refused.idempotencyKey, flaky.requests.at(-1).headers["idempotency-key"]);
+    });
+
+    for (const loss of ["drop", "stall"]) {
+      test(`an answer lost by a ${loss} is replayed by the retry: true, one transition`, async () => {
+        const [id] = owned(loss === "drop" ? 4 : 5);
+        const flaky = await proxy([loss]);
+        const admin = client(flaky.url, loss === "stall" ? { timeoutMs: 1_000 } : {});
+        assert.equal(await admin.referrals.payouts.markFailed(id, { reason: "wallet rejected" }), true);
+        // Two attempts; a third only if a loaded machine let the retry time out too.
+        assert.ok(flaky.requests.length >= 2);
+        assert.equal(new Set(flaky.requests.map((r) => r.headers["idempotency-key"])).size, 1);
+        assert.equal(new Set(flaky.requests.map((r) => r.body)).size, 1);
+        const [event] = await historyOf(id);
+        assert.deepEqual([event.to_status, event.reason], ["failed", "wallet rejected"]);
+        assert.equal((await historyOf(id)).length, 1);
+      });
+    }
+
+    test("the control: without the same key, the retry would have been a 409", async () => {
+      const [id] = owned(6);
+      const flaky = await proxy(["drop"]);
+      await assert.rejects(client(flaky.url, { maxRetries: 0 }).referrals.payouts.markFailed(id), TransportError);
+      await assert.rejects(client(flaky.url).referrals.payouts.markFailed(id), PayoutNotActionable); // a new call: a new key
+      assert.equal((await historyOf(id)).length, 1);
+    });
+
+    test("in_use and 5xx answers are retried, with one key", async () => {
+      const [id] = owned(7);
+      const html = answer(502, { text: "<html>bad gateway</html>" });
+      const flaky = await proxy([IN_USE, UNAVAILABLE, html]);
+      const admin = client(flaky.url);
+      assert.equal(await admin.referrals.payouts.markProcessing(id), true);
+      assert.equal(new Set(flaky.requests.map((r) => r.headers["idempotency-key"])).size, 1);
+      flaky.script.push(UNAVAILABLE, answer(500, { error: "internal" }));
+      assert.deepEqual((await collect(admin.referrals.payouts.list({ userId: user(7) }))).map((p) => p.status),
+        ["requested", "processing"]); // newest first: its other payout, then this one
+      flaky.script.push(html);
+      assert.equal(transitions(await admin.referrals.payouts.events(id))[0].to_status, "processing");
+      assert.equal(flaky.requests.length, 4 + 3 + 2);
+      assert.equal((await historyOf(id)).length, 1);
+    });
+
+    test("the feed is followed to its end and tailed from its cursor", async () => {
+      const admin = client(server.url);
+      const [first, second] = owned(8);
+      await admin.referrals.payouts.markProcessing(first);
+      const mine = (events) => events.filter((e) => e.payout.user_id === user(8));
+      // On PostgreSQL the feed holds events back while any writing transaction
+      // is open, other suites' too: wait for ours.
+      const { events, feed } = await feedUntil(() => admin.referrals.events.list({ limit: 25 }), mine, 3);
+      assert.deepEqual(mine(events).map((e) => [e.payout.id, e.type]),
+        [[first, "payout.requested"], [second, "payout.requested"], [first, "payout.processing"]]);
+      assert.equal(mine(events).at(-1).payout.status, "processing");
+      assert.equal(typeof mine(events)[0].payout.amount, "string");
+
+      await admin.referrals.payouts.markSent(first, { txHash: "0xabc" });
+      const later = await feedUntil(() => admin.referrals.events.list({ after: feed.cursor }), mine, 1);
+      assert.deepEqual(mine(later.events).map((e) => [e.payout.id, e.type, e.tx_hash]), [[first, "payout.sent", "0xabc"]]);
+      // The same Feed, iterated again, goes on from its cursor.
+      const again = await collect(later.feed);
+      assert.ok(!again.some((e) => e.payout.id === first && e.type === "payout.sent"));
+      const settled = await feedUntil(
+        () => admin.referrals.events.list({ type: ["payout.sent", "payout.failed"], limit: 200 }), mine, 1);
+      assert.deepEqual(mine(settled.events).map((e) => [e.payout.id, e.type]), [[first, "payout.sent"]]);
+      assert.ok(settled.events.every((e) => e.type === "payout.sent" || e.type === "payout.failed"));
+      const one = await collect(admin.referrals.events.list({ type: "payout.processing", limit: 200 }));
+      assert.ok(one.every((e) => e.type === "payout.processing"));
+    });
+  });
+}
+
+/** {events, feed} of list() once `mine(events)` has `count` events, or after 20 s. */
+async function feedUntil(list, mine, count) {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const feed = list();
+    const events = await collect(feed);
+    if (mine(events).length >= count || Date.now() > deadline) return { events, feed };
+    await sleep(50);
+  }
+}
