@@ -11,6 +11,7 @@ revocation, and a request costs a hash and a dictionary lookup, not a query.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import hmac
 import logging
 import threading
@@ -19,7 +20,7 @@ import time
 from . import domain
 from .db import first_line
 from .errors import AdminTokenInvalid, AdminTokenUnset, Forbidden
-from .tokens import PREFIX, SCOPES, Operator, TokenStore, digest
+from .tokens import PREFIX, SCOPES, Operator, TokenStore
 
 # Seconds a worker trusts its copy of the live tokens (the README promises
 # a revocation is seen everywhere within 5).
@@ -39,9 +40,9 @@ class Authenticator:
         self._env = env_token.encode("utf-8") if env_token else None
         self._store = store
         self._clock = clock
-        self._live: dict[str, Operator] = {}
+        self._live: dict[bytes, Operator] = {}
         self._loaded_at = -REFRESH - 1.0
-        self._touched: dict[str, float] = {}
+        self._touched: dict[bytes, float] = {}
         self._lock = threading.Lock()
 
     def check(self, sent: bytes | None, right: str) -> Operator:
@@ -69,15 +70,16 @@ class Authenticator:
             raise AdminTokenUnset()
         if sent is None or not candidate:
             return None
-        token_hash = digest(sent)
+        token_hash = hashlib.sha256(sent).digest()
         operator = self._live.get(token_hash)
         if operator is None:
             # Created since the last reload, perhaps: one indexed lookup.
-            operator = self._store.find(token_hash)
+            operator = self._store.find(token_hash.hex())
             if operator is None:
                 return None
             self._live[token_hash] = operator
-        self._touch(token_hash, now)
+        if now - self._touched.get(token_hash, -TOUCH_EVERY) >= TOUCH_EVERY:
+            self._touch(token_hash, now)
         return operator
 
     def _reload(self, now: float) -> None:
@@ -85,14 +87,13 @@ class Authenticator:
         with self._lock:
             self._live, self._loaded_at = live, now
 
-    def _touch(self, token_hash: str, now: float) -> None:
+    def _touch(self, token_hash: bytes, now: float) -> None:
         """Records the token's use, at most once every TOUCH_EVERY seconds
         per worker (and, by the statement's guard, per token everywhere).
         Best effort: a request never fails for it."""
-        if now - self._touched.get(token_hash, -TOUCH_EVERY - 1.0) < TOUCH_EVERY:
-            return
         self._touched[token_hash] = now
         try:
-            self._store.touch(token_hash, domain.utcnow(), domain.utc_in(datetime.timedelta(seconds=-TOUCH_EVERY)))
+            since = domain.utc_in(datetime.timedelta(seconds=-TOUCH_EVERY))
+            self._store.touch(token_hash.hex(), domain.utcnow(), since)
         except Exception as exc:  # the request goes on without it
             log.warning("could not record a token's last use: %s", first_line(exc))

@@ -70,6 +70,7 @@ def new_secret() -> str:
 
 
 def digest(token: bytes) -> str:
+    """The stored form of a token: its SHA-256, in hex."""
     return hashlib.sha256(token).hexdigest()
 
 
@@ -114,10 +115,11 @@ class TokenStore:
             if conn.execute(self._sql["revoke"], (domain.utcnow(), name)).rowcount != 1:
                 raise NoSuchToken()
 
-    def live(self) -> dict[str, Operator]:
-        """Every live token: {hash: Operator}."""
+    def live(self) -> dict[bytes, Operator]:
+        """Every live token: {its SHA-256 as bytes: Operator} (bytes: a
+        request's digest() is cheaper than its hexdigest())."""
         rows = self.db.connection().execute(self._sql["live"]).fetchall()
-        return {token_hash: Operator(name, scope) for token_hash, name, scope in rows}
+        return {bytes.fromhex(token_hash): Operator(name, scope) for token_hash, name, scope in rows}
 
     def find(self, token_hash: str) -> Operator | None:
         row = self.db.connection().execute(self._sql["by_hash"], (token_hash,)).fetchone()
