@@ -17,7 +17,7 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from helpers import PAYOUTS, TOKEN, transitions
+from helpers import PAYOUTS, TOKEN, UNKNOWN_ID as UNKNOWN, transitions
 from flaky_proxy import FlakyProxy, answer
 from live import Gunicorn, free_port
 
@@ -32,6 +32,7 @@ from triport import (
     Internal,
     InsufficientBalance,
     InvalidActor,
+    InvalidBulk,
     InvalidAmount,
     InvalidCurrency,
     InvalidCursor,
@@ -442,3 +443,15 @@ def test_a_token_outside_its_scope_is_forbidden(server, database_url):
     with pytest.raises(Forbidden) as refused:
         viewer.referrals.credits.create("eve", "1", "USDT")
     assert (refused.value.status, refused.value.tag) == (403, "forbidden")
+
+
+@pytest.mark.live
+def test_bulk_reports_each_item(server, repo, make_payout):
+    admin = client(server.port)
+    a, b = make_payout(), make_payout()
+    answer = admin.referrals.payouts.bulk("sent", [{"id": a, "tx_hash": "0xbatch"}, {"id": UNKNOWN, "tx_hash": "0x"},
+                                                   {"id": b, "tx_hash": "0xbatch"}])
+    assert answer == {"results": [{"id": a, "ok": True}, {"id": UNKNOWN, "ok": False, "error": "payout_not_found"},
+                                  {"id": b, "ok": True}], "succeeded": 2, "failed": 1}
+    with pytest.raises(InvalidBulk):
+        admin.referrals.payouts.bulk("sent", [])

@@ -5,6 +5,7 @@ the app answers (through WebTest here, and under gunicorn with schemathesis).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -29,6 +30,7 @@ LIST = "/v1/admin/referrals/payouts"
 USER = "/v1/admin/referrals/users/{user_id}"
 CANCEL = PAYOUT + "/cancel"
 CREDITS = "/v1/admin/referrals/credits"
+BULK = "/v1/admin/referrals/payouts/bulk"
 OPENAPI = "/v1/admin/openapi.json"
 
 # Every (status, tag) the contract (CONTRACT.md, with the /failed page) names,
@@ -36,7 +38,7 @@ OPENAPI = "/v1/admin/openapi.json"
 # storage_full, the database's disk full, and the write API's and scopes'.
 CONTRACT_ERRORS = {
     (400, "invalid_user_id"), (400, "invalid_amount"), (400, "invalid_currency"), (400, "invalid_destination"),
-    (403, "forbidden"), (409, "insufficient_balance"),
+    (403, "forbidden"), (409, "insufficient_balance"), (400, "invalid_bulk"),
     (400, "invalid_payout_id"), (400, "invalid_actor"), (400, "invalid_json"),
     (400, "invalid_tx_hash"), (400, "invalid_status"), (400, "invalid_limit"),
     (400, "invalid_cursor"), (400, "invalid_type"), (400, "invalid_idempotency_key"),
@@ -183,6 +185,13 @@ def test_the_writes_match_the_document(client, repo):
     payout = call(client, "POST", LIST, 201, body=b'{"user_id": "dan", "amount": "5.00", "currency": "USDT",'
                                                   b' "destination": "0xdan"}').json
     assert call(client, "POST", CANCEL, 200, params={"payout_id": payout["id"]}).json == {"ok": True}
+    payouts = [call(client, "POST", LIST, 201, body=b'{"user_id": "dan", "amount": "0.01", "currency": "USDT",'
+                                                    b' "destination": "0xdan"}').json["id"] for _ in range(2)]
+    items = [{"id": payouts[0], "tx_hash": "0x"}, {"id": payouts[0].upper()}, {"id": UNKNOWN_ID, "tx_hash": "0x"}]
+    call(client, "POST", BULK, 400, body=json.dumps({"action": "sent", "items": items}).encode())
+    items = [{"id": payouts[0], "tx_hash": "0x"}, {"id": UNKNOWN_ID, "tx_hash": "0x"}, {"id": payouts[1]}]
+    results = call(client, "POST", BULK, 200, body=json.dumps({"action": "sent", "items": items}).encode()).json
+    assert (results["succeeded"], results["failed"]) == (1, 2)
     reader = TokenStore(repo.db).create("reader", "read")["token"]
     res = call(client, "POST", CREDITS, 403, body=b"{}", headers={"X-Admin-Token": reader})
     assert res.json == {"error": "forbidden"}

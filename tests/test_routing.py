@@ -92,6 +92,7 @@ ROUTES = [
     ("POST", f"{PAYOUTS}/{UNKNOWN_ID}/cancel"),
     ("GET, POST", PAYOUTS),
     ("POST", CREDITS),
+    ("POST", f"{PAYOUTS}/bulk"),
     ("GET", f"{PAYOUTS}/{UNKNOWN_ID}/events"),
     ("GET", f"{USERS}/x"),
     ("GET", OPENAPI),

@@ -194,6 +194,7 @@ ROUTE_RIGHTS = {
     ("POST", "/v1/admin/referrals/payouts/{payout_id}/processing"): "operator",
     ("POST", "/v1/admin/referrals/payouts/{payout_id}/cancel"): "system",
     ("POST", "/v1/admin/referrals/payouts"): "system",
+    ("POST", "/v1/admin/referrals/payouts/bulk"): "operator",
     ("POST", "/v1/admin/referrals/credits"): "system",
     ("GET", "/v1/admin/referrals/payouts"): "read",
     ("GET", "/v1/admin/referrals/payouts/{payout_id}/events"): "read",

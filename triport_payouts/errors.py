@@ -71,6 +71,12 @@ class InvalidType(BadRequest):
     tag = "invalid_type"
 
 
+class InvalidBulk(BadRequest):
+    """A bulk request of the wrong shape: nothing was touched."""
+
+    tag = "invalid_bulk"
+
+
 class Unauthorized(ApiError):
     status = 401
 

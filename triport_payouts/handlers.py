@@ -44,22 +44,32 @@ class Services:
 # -- the three actions: one code path --------------------------------------
 
 def mark_failed(services: Services, request: Action) -> http.Response:
-    reason = request.body.get("reason")
-    if reason is not None and not domain.storable_text(reason):
-        raise InvalidJson()
-    return _act(services, request, "failed", reason=reason)
+    return _act(services, request, "failed", **action_fields("failed", request.body))
 
 
 def mark_sent(services: Services, request: Action) -> http.Response:
-    tx_hash = request.body.get("tx_hash")
-    # Printable text excludes NUL and lone surrogates: nothing either database refuses.
-    if not domain.is_clean_text(tx_hash, domain.MAX_REFERENCE_LENGTH):
-        raise InvalidTxHash()
-    return _act(services, request, "sent", tx_hash=tx_hash)
+    return _act(services, request, "sent", **action_fields("sent", request.body))
 
 
 def mark_processing(services: Services, request: Action) -> http.Response:
     return _act(services, request, "processing")
+
+
+def action_fields(action: str, body: dict) -> dict:
+    """The fields an action records, checked: a failure's optional reason, a
+    transfer's tx_hash (here and for each item of a bulk action)."""
+    if action == "failed":
+        reason = body.get("reason")
+        if reason is not None and not domain.storable_text(reason):
+            raise InvalidJson()
+        return {"reason": reason}
+    if action == "sent":
+        tx_hash = body.get("tx_hash")
+        # Printable text excludes NUL and lone surrogates: nothing either database refuses.
+        if not domain.is_clean_text(tx_hash, domain.MAX_REFERENCE_LENGTH):
+            raise InvalidTxHash()
+        return {"tx_hash": tx_hash}
+    return {}
 
 
 def cancel_payout(services: Services, request: Action) -> http.Response:

@@ -22,8 +22,8 @@ _STATUS_LINES = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
 _BASE_HEADERS = (("Content-Type", "application/json"), ("Cache-Control", "no-store"))
 
 
-def read_body(environ) -> bytes:
-    """At most MAX_BODY bytes of the request body; raises InvalidJson.
+def read_body(environ, cap: int = MAX_BODY) -> bytes:
+    """At most `cap` bytes of the request body; raises InvalidJson.
 
     A declared length over the cap is refused unread. Without a length, only a
     server that marks the input as terminated (chunked, under gunicorn) is read,
@@ -33,7 +33,7 @@ def read_body(environ) -> bytes:
     stream = environ.get("wsgi.input")
     declared = environ.get("CONTENT_LENGTH", "")
     if declared:
-        if not (declared.isascii() and declared.isdigit()) or int(declared) > MAX_BODY:
+        if not (declared.isascii() and declared.isdigit()) or int(declared) > cap:
             raise InvalidJson()
         wanted = int(declared)
         body = _read_at_most(stream, wanted)
@@ -42,8 +42,8 @@ def read_body(environ) -> bytes:
             raise InvalidJson()
         return body
     if environ.get("wsgi.input_terminated"):
-        body = _read_at_most(stream, MAX_BODY + 1)
-        if len(body) > MAX_BODY:
+        body = _read_at_most(stream, cap + 1)
+        if len(body) > cap:
             raise InvalidJson()
         return body
     return b""

@@ -14,6 +14,7 @@ from . import domain, http
 from .errors import InvalidActor, InvalidIdempotencyKey
 
 MAX_IDEMPOTENCY_KEY = 255
+MAX_BULK_BODY = 64 * 1024
 
 # The environ key under which the app leaves the authenticated caller
 # (tokens.Operator), as a server leaves REMOTE_USER.
@@ -44,10 +45,15 @@ def write(environ, params: dict[str, str]) -> dict:
     return {"request": _action(environ, "")}
 
 
-def _action(environ, payout_id: str) -> Action:
+def bulk(environ, params: dict[str, str]) -> dict:
+    """{"request": Action} for a bulk action: no payout id, a larger body."""
+    return {"request": _action(environ, "", MAX_BULK_BODY)}
+
+
+def _action(environ, payout_id: str, cap: int = http.MAX_BODY) -> Action:
     actor = _actor(environ)
     key = _idempotency_key(environ)
-    raw = http.read_body(environ)
+    raw = http.read_body(environ, cap)
     body = http.parse_object(raw)
     operator = environ.get(OPERATOR)
     if operator is not None and operator.name is not None:

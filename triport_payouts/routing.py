@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import handlers, inputs
+from . import bulk, handlers, inputs
 from .errors import MethodNotAllowed, NotFound
 
 
@@ -40,6 +40,7 @@ ROUTES = (
           "operator"),
     Route("POST", "/v1/admin/referrals/payouts/{payout_id}/cancel", handlers.cancel_payout, inputs.action, "system"),
     Route("POST", "/v1/admin/referrals/payouts", handlers.create_payout, inputs.write, "system"),
+    Route("POST", "/v1/admin/referrals/payouts/bulk", bulk.settle, inputs.bulk, "operator"),
     Route("POST", "/v1/admin/referrals/credits", handlers.create_credit, inputs.write, "system"),
     Route("GET", "/v1/admin/referrals/payouts", handlers.list_payouts, inputs.query),
     Route("GET", "/v1/admin/referrals/payouts/{payout_id}/events", handlers.payout_events, inputs.payout),

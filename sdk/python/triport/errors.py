@@ -124,6 +124,12 @@ class AdminTokenInvalid(TriportError):
     status, tag = 401, "admin_token_invalid"
 
 
+class InvalidBulk(TriportError):
+    """A bulk request of the wrong shape (an unknown action, not 1 to 100 items, a payout named twice)."""
+
+    status, tag = 400, "invalid_bulk"
+
+
 class InvalidAmount(TriportError):
     """amount is not a positive decimal string (a JSON number is refused: it may be rounded)."""
 
@@ -229,7 +235,7 @@ class SchemaTooNew(TriportError):
 ERROR_CLASSES: dict[str, type[TriportError]] = {
     cls.tag: cls for cls in (
         InvalidPayoutId, InvalidActor, InvalidJson, InvalidTxHash, InvalidStatus, InvalidUserId,
-        InvalidLimit, InvalidCursor, InvalidType, InvalidIdempotencyKey, InvalidAmount, InvalidCurrency,
+        InvalidLimit, InvalidCursor, InvalidType, InvalidIdempotencyKey, InvalidBulk, InvalidAmount, InvalidCurrency,
         InvalidDestination, AdminTokenUnset, AdminTokenInvalid, Forbidden,
         NotFound, PayoutNotFound, UserNotFound, MethodNotAllowed, PayoutNotActionable, InsufficientBalance,
         IdempotencyKeyInUse, IdempotencyKeyReused, Internal, DatabaseUnavailable, StorageFull,
@@ -247,6 +253,7 @@ __all__ = [
     "InsufficientBalance",
     "Internal",
     "InvalidActor",
+    "InvalidBulk",
     "InvalidAmount",
     "InvalidCurrency",
     "InvalidCursor",

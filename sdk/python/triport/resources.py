@@ -74,6 +74,14 @@ class Payouts:
         body = {"user_id": user_id, "amount": _amount(amount), "currency": currency, "destination": destination}
         return self._transport.post(PAYOUTS, body, idempotency_key)
 
+    def bulk(self, action: str, items: Iterable[dict], *, idempotency_key: str | None = None) -> dict:
+        """One action ("processing", "sent" or "failed") on up to 100 payouts:
+        items like ``{"id": ..., "tx_hash": ...}`` or ``{"id": ..., "reason": ...}``.
+        Returns ``{"results": [{"id", "ok", "error"?}, ...], "succeeded", "failed"}``:
+        an item refused is reported there, not raised; a request of the wrong
+        shape raises ``InvalidBulk``. One key covers the whole request."""
+        return self._transport.post(f"{PAYOUTS}/bulk", {"action": action, "items": list(items)}, idempotency_key)
+
     def _act(self, payout_id, action, body, idempotency_key) -> bool:
         path = f"{PAYOUTS}/{_segment(payout_id, 'payout_id')}/{action}"
         return self._transport.post(path, body, idempotency_key).get("ok") is True
