@@ -17,6 +17,7 @@ from .domain import DomainError
 from .errors import ApiError, Internal, from_database
 from .handlers import Services
 from .http import Response
+from .metrics import Metrics
 from .pagination import Cursors
 from .repository import Repository
 from .routing import ROUTES, Router
@@ -30,7 +31,7 @@ class App:
     def __init__(self, config: Config):
         self.repository = Repository(open_database(config.database))
         self.router = Router(ROUTES)
-        self.services = Services(self.repository, Cursors(config.admin_token))
+        self.services = Services(self.repository, Cursors(config.admin_token), Metrics(self.repository.db))
         self._token = config.admin_token.encode("utf-8") if config.admin_token else None
         self._unavailable = self.repository.db.unavailable_errors
 
@@ -58,7 +59,7 @@ class App:
     def _dispatch(self, environ) -> Response:
         route, params = self.router.match(environ.get("PATH_INFO") or "/", environ.get("REQUEST_METHOD", "GET"))
         if route.auth:
-            http.check_token(environ, self._token)
+            http.check_token(environ, self._token, route.bearer)
         result = route.handler(self.services, **route.reads(environ, params))
         return result if isinstance(result, Response) else Response.json(200, result)
 

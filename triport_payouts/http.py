@@ -20,7 +20,6 @@ MAX_BODY = 4096
 log = logging.getLogger("triport_payouts")
 
 _STATUS_LINES = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
-_BASE_HEADERS = (("Content-Type", "application/json"), ("Cache-Control", "no-store"))
 
 
 def read_body(environ) -> bytes:
@@ -115,18 +114,32 @@ def _cgi_name(name: str) -> str:
     return "HTTP_" + name.upper().replace("-", "_")
 
 
-def check_token(environ, token: bytes | None) -> None:
-    """Raises AdminTokenUnset or AdminTokenInvalid unless X-Admin-Token equals the configured token
-    (its UTF-8 bytes; None or empty when unset)."""
+def check_token(environ, token: bytes | None, bearer: bool = False) -> None:
+    """Raises AdminTokenUnset or AdminTokenInvalid unless the token sent
+    (``sent_token``) equals the configured token (its UTF-8 bytes; None or
+    empty when unset)."""
     if not token:
         raise AdminTokenUnset()
-    given = environ.get("HTTP_X_ADMIN_TOKEN")
+    given = sent_token(environ, bearer)
     try:
         sent = None if given is None else given.encode("latin-1")
     except UnicodeEncodeError:
         sent = None
     if sent is None or not hmac.compare_digest(sent, token):
         raise AdminTokenInvalid()
+
+
+def sent_token(environ, bearer: bool = False) -> str | None:
+    """The token a request sends: X-Admin-Token, or else, on a route that
+    takes it (``bearer``), ``Authorization: Bearer <token>``, which is what
+    Prometheus sends. None when it sends neither."""
+    given = environ.get("HTTP_X_ADMIN_TOKEN")
+    if given is None and bearer:
+        scheme, _, credentials = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+        # The scheme is case-insensitive (RFC 9110); the token is what follows the space.
+        if scheme.lower() == "bearer" and credentials.strip(" "):
+            given = credentials.strip(" ")
+    return given
 
 
 def query(environ) -> dict[str, list[str]]:
@@ -158,11 +171,13 @@ class Response:
     status: int
     body: bytes
     headers: tuple[tuple[str, str], ...] = ()
+    content_type: str = "application/json"
     _start: tuple = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         # What start() hands the server, worked out once: error answers are reused.
-        headers = (*_BASE_HEADERS, ("Content-Length", str(len(self.body))), *self.headers)
+        headers = (("Content-Type", self.content_type), ("Cache-Control", "no-store"),
+                   ("Content-Length", str(len(self.body))), *self.headers)
         object.__setattr__(self, "_start", (_STATUS_LINES[self.status], headers))
 
     @classmethod
@@ -173,6 +188,11 @@ class Response:
     def json_text(cls, status: int, text: str, headers=()) -> Response:
         """A response whose JSON is already encoded."""
         return cls(status, text.encode("utf-8") + b"\n", tuple(headers))
+
+    @classmethod
+    def text(cls, status: int, text: str, content_type: str) -> Response:
+        """A response that is not JSON (the metrics), as UTF-8."""
+        return cls(status, text.encode("utf-8"), content_type=content_type)
 
     @classmethod
     def error(cls, exc: ApiError) -> Response:

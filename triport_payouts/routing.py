@@ -24,6 +24,8 @@ class Route:
     handler: Callable
     reads: Callable[[dict, dict[str, str]], dict] = inputs.nothing
     auth: bool = True
+    # The token may also come as Authorization: Bearer (what a scraper sends).
+    bearer: bool = False
 
     def pattern(self) -> re.Pattern:
         """The template as a regex: literal segments, and {name} as one non-empty segment."""
@@ -40,6 +42,7 @@ ROUTES = (
     Route("GET", "/v1/admin/referrals/payouts/{payout_id}/events", handlers.payout_events, inputs.payout),
     Route("GET", "/v1/admin/referrals/users/{user_id}", handlers.user_view, inputs.user),
     Route("GET", "/v1/admin/referrals/events", handlers.list_events, inputs.query),
+    Route("GET", "/metrics", handlers.prometheus_metrics, bearer=True),
     Route("GET", "/v1/admin/openapi.json", handlers.openapi, auth=False),
     Route("GET", "/healthz", handlers.healthz, auth=False),
     Route("GET", "/readyz", handlers.readyz, auth=False),
