@@ -34,8 +34,8 @@ AMOUNTS = {
 
 SQL = {
     "events": "SELECT to_status, sum(events) FROM payout_event_totals GROUP BY to_status",
-    # One entry of payouts_by_status (status, created_at, id).
-    "oldest": "SELECT min(created_at) FROM payouts WHERE status = ?",
+    # The first entry of payouts_by_status (status, created_at, id) in that status.
+    "oldest": "SELECT created_at FROM payouts WHERE status = ? ORDER BY created_at, id LIMIT 1",
     # Pending: waiting in the outbox or in webhook_deliveries (a range of
     # webhook_deliveries_due). Both are the backlog, small when deliveries flow.
     "pending": (
@@ -85,7 +85,7 @@ class Metrics:
         currencies = sorted({currency for _, currency in amounts})
         events = dict.fromkeys(domain.STATUSES, 0)
         events.update((status, int(total)) for status, total in conn.execute(self._sql["events"]).fetchall())
-        oldest = {status: conn.execute(self._sql["oldest"], (status,)).fetchone()[0] for status in WAITING}
+        oldest = {status: conn.execute(self._sql["oldest"], (status,)).fetchone() for status in WAITING}
         return [
             family("triport_payouts", "gauge", "Payouts by current status.",
                    [({"status": status}, count) for status, count in counts.items()]),
@@ -96,7 +96,7 @@ class Metrics:
                     for currency in currencies for status in domain.STATUSES]),
             family("triport_payout_oldest_created_timestamp_seconds", "gauge",
                    "When the oldest payout still in this status was created (absent when there is none).",
-                   [({"status": status}, timestamp(at)) for status, at in oldest.items() if at is not None]),
+                   [({"status": status}, timestamp(row[0])) for status, row in oldest.items() if row is not None]),
             family("triport_payout_events_total", "counter", "Payout events recorded, by type.",
                    [({"type": f"payout.{status}"}, count) for status, count in events.items()]),
         ]
