@@ -3,11 +3,12 @@ broken on purpose is named."""
 
 from __future__ import annotations
 
+import datetime
 from decimal import Decimal
 
 import pytest
 
-from triport_payouts import demo
+from triport_payouts import demo, domain
 from triport_payouts import cli
 
 
@@ -146,3 +147,57 @@ def test_a_payout_without_its_creation_event(repo, database_url, capsys):
         "payout ffffffff-0000-4000-8000-000000000000: events replay to nothing, status is requested",
         "audit failed: 1 violations in 1 payouts, 0 events, 1 credits",
     ])
+
+
+# -- stalled payouts: warnings, never violations ------------------------------------
+
+def _processing_since(repo, payout_id, hours_ago: float) -> str:
+    """Puts the payout's entry into processing `hours_ago` back; returns that time."""
+    since = domain.utc_in(datetime.timedelta(hours=-hours_ago))
+    _execute(repo, "UPDATE payouts SET updated_at = ? WHERE id = ?", (since, payout_id))
+    return since
+
+
+def test_payouts_in_processing_too_long_are_warnings_with_their_count(walked, repo, make_payout, database_url,
+                                                                       capsys):
+    second = make_payout(user_id="bob")
+    repo.transition(second, "processing")
+    old = _processing_since(repo, walked["processing"], 30)
+    older = _processing_since(repo, second, 50)
+    code, lines = _audit(database_url, capsys)
+    assert code == 0
+    assert lines == [
+        f"warning: payout {second} in processing since {older}, longer than 24h",
+        f"warning: payout {walked['processing']} in processing since {old}, longer than 24h",
+        "audit ok: 6 payouts, 12 events, 6 credits; warnings: 2 payouts in processing for longer than 24h",
+    ]
+    # Reported, never touched.
+    assert repo.get_payout(second)["status"] == "processing"
+
+
+@pytest.mark.parametrize("after, stalled", [("90m", True), ("26h", False), ("1d", True), ("2d", False)])
+def test_stalled_after_takes_a_duration(walked, repo, database_url, capsys, after, stalled):
+    _processing_since(repo, walked["processing"], 25)
+    code = cli.main(["audit", "--stalled-after", after], {"TRIPORT_DATABASE": database_url})
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert any(line.startswith("warning: ") for line in lines) == stalled
+    assert lines[-1].startswith("audit ok: 5 payouts")
+
+
+@pytest.mark.parametrize("after", ["24", "0h", "-1h", "1w", "1.5h", "h"])
+def test_a_bad_duration_is_a_usage_error(tmp_path, capsys, after):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["audit", "--stalled-after", after], {"TRIPORT_DATABASE": str(tmp_path / "x.sqlite3")})
+    assert exit_.value.code == 2
+    assert "--stalled-after" in capsys.readouterr().err
+
+
+def test_stalled_payouts_beside_violations_keep_the_exit_status_of_the_violations(walked, repo, database_url,
+                                                                                   capsys):
+    _processing_since(repo, walked["processing"], 48)
+    _execute(repo, "UPDATE payouts SET status = 'processing' WHERE id = ?", (walked["requested"],))
+    code, lines = _audit(database_url, capsys)
+    assert code == 1
+    assert lines[-1] == ("audit failed: 1 violations in 5 payouts, 10 events, 5 credits;"
+                         " warnings: 1 payouts in processing for longer than 24h")

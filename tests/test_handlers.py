@@ -10,12 +10,13 @@ from helpers import UNKNOWN_ID, transitions
 
 from triport_payouts import domain, errors, handlers, http
 from triport_payouts.inputs import Action
+from triport_payouts.metrics import Metrics
 from triport_payouts.pagination import Cursors
 
 
 @pytest.fixture
 def services(repo):
-    return handlers.Services(repo, Cursors("secret"))
+    return handlers.Services(repo, Cursors("secret"), Metrics(repo.db))
 
 
 def action(payout_id, body=None, key=None, actor="maria") -> Action:

@@ -230,3 +230,39 @@ def test_huge_content_length_is_refused_without_waiting_for_the_body(server, liv
     assert (status, answer) == (400, {"error": "invalid_json"})
     assert headers["cache-control"] == "no-store"
     assert live_repo.get_payout(payout_id)["status"] == "requested"
+
+
+# -- metrics: what a Prometheus scrape sees -------------------------------------------------
+
+
+def scrape(server) -> tuple[dict[str, str], dict]:
+    """(response headers, {(name, labels): value}) of GET /metrics with a bearer token."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    conn = http.client.HTTPConnection(HOST, server.port, timeout=TIMEOUT)
+    try:
+        conn.request("GET", "/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+        res = conn.getresponse()
+        text = res.read().decode("utf-8")
+        assert res.status == 200, text
+        headers = {name.lower(): value for name, value in res.getheaders()}
+    finally:
+        conn.close()
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples}
+    return headers, samples
+
+
+def test_every_worker_scrapes_the_same_truth(server, live_repo, new_payout):
+    before = scrape(server)[1]
+    failed = new_payout(amount="1.25")
+    new_payout(amount="2.50")
+    assert post(server, failed_path(failed), b'{"reason": "live"}') == (200, {"ok": True})
+    requested = ("triport_payouts", (("status", "requested"),))
+    failed_amount = ("triport_payouts_amount", (("currency", "USDT"), ("status", "failed")))
+    # More scrapes than workers: whichever answers, the same figures.
+    for _ in range(2 * WORKERS):
+        headers, samples = scrape(server)
+        assert headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+        assert samples[requested] == before.get(requested, 0) + 1
+        assert samples[failed_amount] == before.get(failed_amount, 0) + 1.25

@@ -102,8 +102,8 @@ def get(client, path, status=200, **kwargs):
 # -- the version ------------------------------------------------------------------
 
 
-def test_the_code_is_at_schema_version_4():
-    assert SCHEMA_VERSION == 4
+def test_the_code_is_at_schema_version_5():
+    assert SCHEMA_VERSION == 5
 
 
 # -- migrate ----------------------------------------------------------------------
@@ -303,7 +303,9 @@ def test_audit_passes_on_the_migrated_database(v1, run):
     code, out, err = run("audit")
     assert (code, err) == (0, "")
     events = v1.event_count() + len(v1.payouts)
-    assert out == f"audit ok: {len(v1.payouts)} payouts, {events} events, {len(v1.credits)} credits\n"
+    # Its payouts in processing are months old: warnings, which leave it ok.
+    assert out.splitlines()[-1].startswith(
+        f"audit ok: {len(v1.payouts)} payouts, {events} events, {len(v1.credits)} credits")
 
 
 def test_the_feed_of_a_migrated_database_has_every_event_once(v1, run, make_client, database_url, raw):

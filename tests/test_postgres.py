@@ -67,10 +67,14 @@ def test_both_schemas_have_the_same_tables_columns_and_indexes(tmp_path, postgre
         expected = _sqlite_shape(tmp_path / "shape.sqlite3")
         assert set(expected) == {"credits", "payouts", "payout_events", "idempotency_keys", "schema_migrations",
                                  "webhook_endpoints", "webhook_subscriptions", "webhook_outbox",
-                                 "webhook_deliveries"}
+                                 "webhook_deliveries", "payout_totals", "payout_event_totals"}
         # PostgreSQL's events also name their transaction, for the feed to know which are final.
         expected["payout_events"]["columns"].append("xid")
         expected["payout_events"]["indexes"] = sorted([*expected["payout_events"]["indexes"], "payout_events_feed"])
+        # The metrics' running totals: PostgreSQL sums NUMERIC, in a row per session slot;
+        # SQLite keeps the sums in integer parts, one writer at a time.
+        expected["payout_totals"]["columns"] = ["status", "currency", "slot", "payouts", "amount"]
+        expected["payout_event_totals"]["columns"] = ["to_status", "slot", "events"]
         assert _postgres_shape(postgres_db.connection()) == expected
     finally:
         sqlite_db.close()

@@ -200,6 +200,7 @@ ROUTE_RIGHTS = {
     ("GET", "/v1/admin/referrals/payouts/{payout_id}/events"): "read",
     ("GET", "/v1/admin/referrals/users/{user_id}"): "read",
     ("GET", "/v1/admin/referrals/events"): "read",
+    ("GET", "/metrics"): "read",
 }
 ALLOWED = {
     "read": {"read"},
@@ -244,6 +245,14 @@ def test_forbidden_comes_right_after_the_token_before_anything_about_the_request
     assert res.json == {"error": "forbidden"}
     res = client.post(CREDITS, b"[", headers=bad, content_type="application/json", status=403)
     assert res.json == {"error": "forbidden"}
+
+
+def test_a_read_token_scrapes_metrics_as_a_bearer_token(client, create_token):
+    token = create_token("prometheus", "read")
+    res = client.get("/metrics", headers={"Authorization": f"Bearer {token}"}, status=200)
+    assert "triport_payouts{" in res.text
+    assert client.get("/metrics", headers={"Authorization": f"Bearer {token}x"}, status=401).json == {
+        "error": "admin_token_invalid"}
 
 
 def test_routes_without_a_token_stay_open(client, create_token):

@@ -18,6 +18,7 @@ from .domain import DomainError
 from .errors import ApiError, Internal, from_database
 from .handlers import Services
 from .http import Response
+from .metrics import Metrics
 from .pagination import Cursors
 from .repository import Repository
 from .routing import ROUTES, Router
@@ -32,7 +33,7 @@ class App:
     def __init__(self, config: Config):
         self.repository = Repository(open_database(config.database))
         self.router = Router(ROUTES)
-        self.services = Services(self.repository, Cursors(config.admin_token))
+        self.services = Services(self.repository, Cursors(config.admin_token), Metrics(self.repository.db))
         self.auth = Authenticator(config.admin_token, TokenStore(self.repository.db))
         self._unavailable = self.repository.db.unavailable_errors
 
@@ -61,7 +62,7 @@ class App:
         route, params = self.router.match(environ.get("PATH_INFO") or "/", environ.get("REQUEST_METHOD", "GET"))
         if route.right is not None:
             # Readers take the actor from here (inputs.OPERATOR).
-            environ[inputs.OPERATOR] = self.auth.check(http.sent_token(environ), route.right)
+            environ[inputs.OPERATOR] = self.auth.check(http.sent_token(environ, route.bearer), route.right)
         result = route.handler(self.services, **route.reads(environ, params))
         return result if isinstance(result, Response) else Response.json(200, result)
 

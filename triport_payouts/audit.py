@@ -6,6 +6,10 @@ streaming, and names every broken invariant.
 - a settled payout has exactly one terminal event; a sent one has a tx_hash;
 - every amount is positive, and no (user, currency) balance is negative;
 - no event points at a missing payout.
+
+It also names the payouts in `processing` since before a given time, as
+warnings: not corruption (the money may already have moved, so they are
+never failed or cancelled here), but for an operator to chase.
 """
 
 from __future__ import annotations
@@ -30,13 +34,19 @@ class Report:
     events: int = 0
     credits: int = 0
     violations: list[str] = field(default_factory=list)
+    # (id, in processing since) of each payout there since before stalled_before.
+    stalled: list[tuple[str, str]] = field(default_factory=list)
 
 
-def audit(repo: Repository, report: Report | None = None) -> Report:
-    """Checks every invariant; returns the counts and the violations found."""
+def audit(repo: Repository, report: Report | None = None, stalled_before: str | None = None) -> Report:
+    """Checks every invariant; returns the counts, the violations found and,
+    with `stalled_before` (a time as the service writes them), the payouts
+    in processing since before it."""
     report = report or Report()
     balances: dict[tuple[str, str], domain.Balance] = {}
     with repo.snapshot() as snapshot:
+        if stalled_before is not None:
+            report.stalled.extend((payout_id, since) for payout_id, since in snapshot.stalled(stalled_before))
         for user_id, currency, amount in snapshot.credits():
             report.credits += 1
             _balance(balances, user_id, currency).add(domain.CREDIT, _amount(amount, f"credit of {user_id}", report))

@@ -14,6 +14,7 @@ import getpass
 import io
 import json
 import os
+import re
 import sys
 
 from . import audit, cli_tokens, cli_webhooks, demo, domain, export, gunicorn_conf, idempotency, writes
@@ -117,10 +118,15 @@ def cmd_seed_demo(args, repo, config):
 
 
 def cmd_audit(args, repo, config):
-    report = audit.audit(repo)
+    stalled_after, text = args.stalled_after
+    report = audit.audit(repo, stalled_before=domain.utc_in(-stalled_after))
     for line in report.violations:
         print(line)
+    for payout_id, since in report.stalled:
+        print(f"warning: payout {payout_id} in processing since {since}, longer than {text}")
     counts = f"{report.payouts} payouts, {report.events} events, {report.credits} credits"
+    if report.stalled:
+        counts += f"; warnings: {len(report.stalled)} payouts in processing for longer than {text}"
     if report.violations:
         print(f"audit failed: {len(report.violations)} violations in {counts}")
         return 1
@@ -198,6 +204,18 @@ def _count(text: str) -> int:
     return value
 
 
+_DURATION = re.compile(r"([1-9][0-9]{0,5})([smhd])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def _duration(text: str) -> tuple[datetime.timedelta, str]:
+    """A duration such as 90m, 24h or 2d (s, m, h, d), with its text."""
+    match = _DURATION.fullmatch(text)
+    if match is None:
+        raise argparse.ArgumentTypeError("a whole number and a unit (s, m, h or d), e.g. 90m, 24h, 2d")
+    return datetime.timedelta(**{_UNITS[match[2]]: int(match[1])}), text
+
+
 def _payout_count(text: str) -> int:
     value = _count(text)
     if value > demo.MAX_BULK_IDS:
@@ -239,8 +257,11 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--payouts", type=_payout_count, default=20, metavar="N")
     sub.add_argument("--users", type=_positive, default=5, metavar="M")
 
-    command("audit", cmd_audit,
-            "check the database's invariants; exit 1 with one line per violation")
+    sub = command("audit", cmd_audit,
+                  "check the database's invariants; exit 1 with one line per violation. Payouts in"
+                  " processing for longer than --stalled-after are warnings (exit 0), never changed")
+    sub.add_argument("--stalled-after", type=_duration, default="24h", metavar="D",
+                     help="how long in processing makes a payout stalled: 90m, 24h (the default), 2d")
 
     sub = command("export", cmd_export,
                   "stream payouts with their settlement for reconciliation (filters on the time of"

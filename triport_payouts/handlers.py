@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 
-from . import domain, http, idempotency, pagination, writes
+from . import domain, http, idempotency, metrics, pagination, writes
 from .errors import (
     InvalidCursor,
     InvalidJson,
@@ -39,6 +39,7 @@ class Services:
 
     repository: Repository
     cursors: Cursors
+    metrics: metrics.Metrics
 
 
 # -- the three actions: one code path --------------------------------------
@@ -188,6 +189,10 @@ def user_view(services: Services, user_id: str) -> http.Response:
     summary, newest = services.repository.user_summary(user_id, payouts=USER_VIEW_PAYOUTS)
     members = [(name, http.encode(value)) for name, value in summary.items()]
     return http.Response.json_text(200, http.json_members(*members, ("payouts", http.json_array(newest))))
+
+
+def prometheus_metrics(services: Services) -> http.Response:
+    return http.Response.text(200, services.metrics.render(), metrics.CONTENT_TYPE)
 
 
 def openapi(services: Services) -> http.Response:

@@ -19,7 +19,6 @@ MAX_BODY = 4096
 log = logging.getLogger("triport_payouts")
 
 _STATUS_LINES = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
-_BASE_HEADERS = (("Content-Type", "application/json"), ("Cache-Control", "no-store"))
 
 
 def read_body(environ, cap: int = MAX_BODY) -> bytes:
@@ -103,9 +102,16 @@ def _cgi_name(name: str) -> str:
     return "HTTP_" + name.upper().replace("-", "_")
 
 
-def sent_token(environ) -> bytes | None:
-    """The X-Admin-Token header's bytes, or None."""
+def sent_token(environ, bearer: bool = False) -> bytes | None:
+    """The token a request sends, as bytes: X-Admin-Token, or else, on a
+    route that takes it (``bearer``), ``Authorization: Bearer <token>``,
+    which is what Prometheus sends. None when it sends neither."""
     given = environ.get("HTTP_X_ADMIN_TOKEN")
+    if given is None and bearer:
+        scheme, _, credentials = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+        # The scheme is case-insensitive (RFC 9110); the token is what follows the space.
+        if scheme.lower() == "bearer" and credentials.strip(" "):
+            given = credentials.strip(" ")
     try:
         return None if given is None else given.encode("latin-1")
     except UnicodeEncodeError:
@@ -141,11 +147,13 @@ class Response:
     status: int
     body: bytes
     headers: tuple[tuple[str, str], ...] = ()
+    content_type: str = "application/json"
     _start: tuple = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         # What start() hands the server, worked out once: error answers are reused.
-        headers = (*_BASE_HEADERS, ("Content-Length", str(len(self.body))), *self.headers)
+        headers = (("Content-Type", self.content_type), ("Cache-Control", "no-store"),
+                   ("Content-Length", str(len(self.body))), *self.headers)
         object.__setattr__(self, "_start", (_STATUS_LINES[self.status], headers))
 
     @classmethod
@@ -156,6 +164,11 @@ class Response:
     def json_text(cls, status: int, text: str, headers=()) -> Response:
         """A response whose JSON is already encoded."""
         return cls(status, text.encode("utf-8") + b"\n", tuple(headers))
+
+    @classmethod
+    def text(cls, status: int, text: str, content_type: str) -> Response:
+        """A response that is not JSON (the metrics), as UTF-8."""
+        return cls(status, text.encode("utf-8"), content_type=content_type)
 
     @classmethod
     def error(cls, exc: ApiError) -> Response:

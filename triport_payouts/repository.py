@@ -113,6 +113,10 @@ SQL = {
     "audit_credits": "SELECT user_id, currency, amount FROM credits",
     "audit_payouts": "SELECT id, user_id, amount, currency, status, tx_hash FROM payouts ORDER BY id",
     "audit_events": "SELECT payout_id, from_status, to_status FROM payout_events ORDER BY payout_id, id",
+    # A payout in processing has not changed since it entered it: updated_at is when it did.
+    "audit_stalled": (
+        "SELECT id, updated_at FROM payouts WHERE status = 'processing' AND updated_at < ? ORDER BY updated_at, id"
+    ),
     "settlements": (
         f"SELECT {', '.join('p.' + c for c in PAYOUT_COLUMNS)}, e.actor, e.at, e.on_behalf_of FROM payouts p"
         f" LEFT JOIN payout_events e ON e.payout_id = p.id AND e.to_status IN ({_TERMINAL})"
@@ -426,6 +430,10 @@ class Snapshot:
     def events(self):
         """(payout_id, from_status, to_status) of every event, by payout then id."""
         return self._stream(SQL["audit_events"])
+
+    def stalled(self, before: str):
+        """(id, updated_at) of every payout in processing since before `before`, oldest first."""
+        return self._stream(SQL["audit_stalled"], (before,))
 
     def settlements(self, *, status=None, since=None, until=None) -> Iterator[dict]:
         """Payouts of SETTLEMENT_COLUMNS, newest first, filtered on status and

@@ -25,6 +25,8 @@ class Route:
     reads: Callable[[dict, dict[str, str]], dict] = inputs.nothing
     # The right a token's scope must grant (tokens.SCOPES); None: no token at all.
     right: str | None = "read"
+    # The token may also come as Authorization: Bearer (what a scraper sends).
+    bearer: bool = False
 
     def pattern(self) -> re.Pattern:
         """The template as a regex: literal segments, and {name} as one non-empty segment."""
@@ -46,6 +48,7 @@ ROUTES = (
     Route("GET", "/v1/admin/referrals/payouts/{payout_id}/events", handlers.payout_events, inputs.payout),
     Route("GET", "/v1/admin/referrals/users/{user_id}", handlers.user_view, inputs.user),
     Route("GET", "/v1/admin/referrals/events", handlers.list_events, inputs.query),
+    Route("GET", "/metrics", handlers.prometheus_metrics, bearer=True),
     Route("GET", "/v1/admin/openapi.json", handlers.openapi, right=None),
     Route("GET", "/healthz", handlers.healthz, right=None),
     Route("GET", "/readyz", handlers.readyz, right=None),
