@@ -207,8 +207,8 @@ def test_no_valid_token_is_401(bare_client, headers):
     assert bare_client.get(METRICS, headers=headers, status=401).json == {"error": "admin_token_invalid"}
 
 
-def test_a_server_without_a_token_refuses(tmp_path, make_client):
-    anyone = make_client(str(tmp_path / "none.sqlite3"), admin_token="")
+def test_a_server_without_a_token_refuses(repo, database_url, make_client):
+    anyone = make_client(database_url, admin_token="")
     res = anyone.get(METRICS, headers={"Authorization": f"Bearer {TOKEN}"}, status=401)
     assert res.json == {"error": "admin_token_unset"}
 
