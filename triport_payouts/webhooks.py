@@ -5,7 +5,7 @@ each event's own transaction: ``db/sql/<dialect>/0003_webhooks.sql``).
 The outbox's rows are moved into ``webhook_deliveries`` (``accept``) by
 the delivery process each round, and before any command reads deliveries.
 What the ``webhook`` commands do (add, list, remove, rotate-secret, enable,
-deliveries, redeliver) and the bookkeeping of the delivery process
+deliveries, redeliver, prune) and the bookkeeping of the delivery process
 (``delivery.py``): leasing a due delivery, recording an attempt, disabling an
 endpoint. Raises ``InvalidWebhookInput`` (a usage error) for a bad URL,
 event type or event id, and the domain refusals ``EndpointNotFound`` and
@@ -31,6 +31,9 @@ ROTATION_OVERLAP = datetime.timedelta(hours=24)
 # An endpoint that failed every attempt for this long is disabled.
 FAILING_LIMIT = datetime.timedelta(days=5)
 MAX_URL = 2048
+# prune deletes this many rows a transaction: on SQLite the writers of the
+# 200 path wait for one batch at most, not for the whole history.
+PRUNE_BATCH = 1000
 
 SQL = {
     "add": "INSERT INTO webhook_endpoints (id, url, secret, created_at) VALUES (?, ?, ?, ?)",
@@ -56,6 +59,15 @@ SQL = {
     ),
     "disable": "UPDATE webhook_endpoints SET enabled = 0, disabled_reason = ? WHERE id = ? AND enabled = 1",
     "event_exists": "SELECT 1 FROM payout_events WHERE id = ?",
+    # A delivered row's next_attempt_at is the time it was delivered, as its
+    # last_attempt_at (record), which lets the due index find the old ones.
+    # The status is checked again on the row deleted: PostgreSQL rechecks it
+    # on a row another transaction changed meanwhile.
+    "prune": (
+        "DELETE FROM webhook_deliveries WHERE status = 'delivered' AND id IN ("
+        "SELECT id FROM webhook_deliveries WHERE status = 'delivered' AND next_attempt_at < ?"
+        " AND last_attempt_at < ? LIMIT ?)"
+    ),
     "redeliver": (
         "INSERT INTO webhook_deliveries (endpoint_id, event_id, next_attempt_at, created_at)"
         " SELECT s.endpoint_id, e.id, ?, ? FROM payout_events e"
@@ -264,6 +276,19 @@ class Webhooks:
             if conn.execute(self._sql["event_exists"], (event_id,)).fetchone() is None:
                 raise EventNotFound()
             return conn.execute(self._sql["redeliver"], (now, now, event_id)).rowcount
+
+    def prune(self, older_than: datetime.timedelta) -> int:
+        """Deletes the deliveries delivered more than `older_than` ago, never
+        a pending or failed one; returns how many. A batch a transaction: safe
+        beside ``serve`` and ``deliver``, which only change pending rows."""
+        before = at(-older_than.total_seconds())
+        removed = 0
+        while True:
+            with self.db.transaction() as conn:
+                batch = conn.execute(self._sql["prune"], (before, before, PRUNE_BATCH)).rowcount
+            removed += batch
+            if batch < PRUNE_BATCH:
+                return removed
 
     # -- the delivery process ----------------------------------------------------
 
