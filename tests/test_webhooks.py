@@ -1,8 +1,8 @@
 """Signed webhooks, in process, on both backends: the outbox written in each
 event's own transaction, deliveries to a real receiver on loopback verified
 by the reference library ``standardwebhooks``, retries and their schedule,
-Retry-After, 410 Gone, redirects, secret rotation, redelivery, pruning, and
-the ``webhook`` commands. The delivery process as a process (SIGKILL, SIGTERM,
+Retry-After, 410 Gone, redirects, secret rotation, redelivery, pruning,
+what copy-data moves, and the ``webhook`` commands. The delivery process as a process (SIGKILL, SIGTERM,
 two at once) is in ``test_webhooks_live.py``."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from live import free_port
 from receiver import Answer, Receiver
 
 from triport_payouts import cli, signing, webhooks
+from triport_payouts.copydata import TargetNotEmpty, copy_database
 from triport_payouts.db import open_database
 from triport_payouts.delivery import Deliverer
 from triport_payouts.repository import KeyAnswer, Repository
@@ -300,6 +301,63 @@ def test_prune_beside_deliver_leaves_the_delivery_in_flight_alone(repo, database
             other.db.close()
     assert [row["status"] for row in deliveries(repo)] == ["delivered"]
     assert Webhooks(repo.db).prune(datetime.timedelta(0)) == 1
+
+
+# -- copy-data -----------------------------------------------------------------
+
+
+def table_rows(repo, table: str, columns: tuple[str, ...]) -> list[tuple]:
+    query = f"SELECT {', '.join(columns)} FROM {table} ORDER BY {', '.join(columns)}"
+    return [tuple(row) for row in repo.db.connection().execute(query).fetchall()]
+
+
+def test_copy_data_moves_endpoints_with_their_secrets_but_no_delivery(repo, tmp_path):
+    """Into each backend from SQLite: the endpoints as they were (a rotated
+    secret still signing beside the new one, a disabled one still disabled),
+    no delivery of the source and none queued again for the copied history;
+    the next change is delivered, signed with the copied secrets."""
+    source = Repository(open_database(str(tmp_path / "source.sqlite3")))
+    source.db.init_schema()
+    subscriptions = ("type", "endpoint_id")
+    with Receiver() as receiver:
+        hooks = Webhooks(source.db)
+        endpoint = hooks.add(receiver.url, EVENT_TYPES)
+        rotated = hooks.rotate_secret(endpoint["id"])
+        gone = hooks.add("http://127.0.0.1:9/gone", ("payout.failed",))
+        with source.db.transaction() as conn:
+            conn.execute(source.db.sql("UPDATE webhook_endpoints SET enabled = 0, disabled_reason = 'gone'"
+                                       " WHERE id = ?"), (gone["id"],))
+        source.credit("ann", Decimal("5.00"), "USDT")
+        source.transition(source.create_payout("ann", Decimal("5.00"), "USDT", "0xann")["id"], "failed")
+        assert len(deliveries(source)) == 2
+        try:
+            counts = copy_database(source, repo)
+            endpoints = table_rows(source, "webhook_endpoints", webhooks.ENDPOINT_COLUMNS)
+            subscribed = table_rows(source, "webhook_subscriptions", subscriptions)
+        finally:
+            source.db.close()
+        assert counts == {"credits": 1, "payouts": 1, "payout_events": 2, "webhook_endpoints": 2,
+                          "webhook_subscriptions": len(EVENT_TYPES) + 1}
+        assert table_rows(repo, "webhook_endpoints", webhooks.ENDPOINT_COLUMNS) == endpoints
+        assert table_rows(repo, "webhook_subscriptions", subscriptions) == subscribed
+        assert deliveries(repo) == []
+        repo.credit("bob", Decimal("1.00"), "USDT")
+        repo.transition(repo.create_payout("bob", Decimal("1.00"), "USDT", "0xbob")["id"], "failed")
+        assert deliver(repo) == 2  # to the enabled endpoint only
+    assert receiver.ids() == [event["id"] for event in all_events(repo)[-2:]]
+    for received in receiver.requests:
+        assert verified(endpoint["secret"], received) == verified(rotated["secret"], received)
+
+
+def test_copy_data_refuses_a_target_with_an_endpoint(repo, tmp_path):
+    source = Repository(open_database(str(tmp_path / "source.sqlite3")))
+    source.db.init_schema()
+    Webhooks(repo.db).add("http://127.0.0.1:9/early", EVENT_TYPES)
+    try:
+        with pytest.raises(TargetNotEmpty):
+            copy_database(source, repo)
+    finally:
+        source.db.close()
 
 
 # -- the commands --------------------------------------------------------------
