@@ -380,10 +380,14 @@ def side_by_side(rows: list[dict]) -> list[str]:
             "",
             (
                 f"Side by side: **{row['label']}** against {other['label']}: **{versus['ratio']:.3f}** of its"
-                f" req/s (median over rounds of the ratio of the two runs, which are one ceiling run apart in"
-                f" each round and swap order every round), p99 {versus['p99_ratio']:.2f} times its."
-                f" Per round: {', '.join(f'{r:.3f}' for r in versus['ratios'])}; as a ratio of their"
-                f" ratios to the ceiling, {versus['ceiling_ratio']:.3f}."
+                f" req/s, p99 {versus['p99_ratio']:.2f} times its. In each round the two runs are one ceiling"
+                " run apart, and they swap order every round; each pair of rounds gives the geometric mean"
+                " of its two run-to-run ratios (which cancels an advantage of running first), and the"
+                " figure is the median over pairs of rounds"
+                f" ({', '.join(f'{r:.3f}' for r in versus['pair_ratios'])})."
+                f" Per round ({versus['first'][0]} first in the odd ones):"
+                f" {', '.join(f'{r:.3f}' for r in versus['ratios'])}; as the ratio of their ratios to the"
+                f" ceiling (median over rounds), {versus['ceiling_ratio']:.3f}."
                 + (f" Target: at least {versus['target']:g}." if versus["target"] else "")
             ),
         ]

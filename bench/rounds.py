@@ -6,6 +6,7 @@ ratios of the scenarios measured side by side."""
 from __future__ import annotations
 
 import contextlib
+import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,17 +189,24 @@ def summarize(rounds: list[Round], ceiling, scenarios, small_label, large_label)
 
 
 def _versus(rounds: list[Round], key: str, other: str, target: float | None) -> dict:
-    """Side by side: the medians over rounds of the run-to-run ratios. The
-    two runs are a ceiling run apart, so no ceiling is needed to cancel the
-    machine's drift; the ratio of their ceiling ratios is kept for comparison."""
+    """Side by side: the run-to-run ratios of each round, and their median
+    over pairs of rounds. The two runs are a ceiling run apart, so no
+    ceiling is needed to cancel the machine's drift; but on a busy machine
+    the run that comes first of the two can be faster, whichever it is.
+    Each pair of rounds (one each way round) cancels that: its figure is the
+    geometric mean of its two ratios. With a single round, its ratio."""
     pairs = [r.versus(key, other) for r in rounds]
+    both_ways = [
+        tuple(math.sqrt(a * b) for a, b in zip(pairs[i], pairs[i + 1])) for i in range(0, len(pairs) - 1, 2)
+    ] or pairs
     return {
         "key": other,
         "target": target,
-        "ratio": statistics.median(rps for rps, _ in pairs),
-        "p99_ratio": statistics.median(p99 for _, p99 in pairs),
+        "ratio": statistics.median(rps for rps, _ in both_ways),
+        "p99_ratio": statistics.median(p99 for _, p99 in both_ways),
         "ratios": [rps for rps, _ in pairs],
         "p99_ratios": [p99 for _, p99 in pairs],
+        "pair_ratios": [rps for rps, _ in both_ways],
         "ceiling_ratio": statistics.median(r.ratio(key) / r.ratio(other) for r in rounds),
         "first": [key if r.order.index(key) < r.order.index(other) else other for r in rounds],
     }

@@ -144,7 +144,8 @@ def main(argv=None) -> int:
                     f" {', '.join(f'{r:.3f}' for r in row['ratios'])}), p99 {row['p99_ratio']:.2f}x")
                 if "versus" in row:
                     versus = row["versus"]
-                    log(f"{'':16} {versus['ratio']:.3f} of {versus['key']}'s req/s, side by side (rounds:"
+                    log(f"{'':16} {versus['ratio']:.3f} of {versus['key']}'s req/s, side by side (pairs of rounds:"
+                        f" {', '.join(f'{r:.3f}' for r in versus['pair_ratios'])}; rounds:"
                         f" {', '.join(f'{r:.3f}' for r in versus['ratios'])}), p99 {versus['p99_ratio']:.2f}x")
             return 0
         import report
