@@ -2,8 +2,9 @@
 
 Every route, under gunicorn with the project's settings and driven by wrk,
 as a ratio to a bare WSGI callable (bench/ceiling.py) served the same way
-and measured in the same round; in-process figures against the raw SQLite
-statements; seed-demo throughput; a worker's memory. Writes
+and measured in the same round; the 200 path with one webhook endpoint
+registered beside the same without, side by side; in-process figures
+against the raw SQLite statements; seed-demo throughput; a worker's memory. Writes
 docs/benchmarks.md and docs/benchmarks.png (a --quick smoke run writes
 under var/bench/quick/ instead).
 
