@@ -1,5 +1,7 @@
 """One load run with its database check: the 200 path loses or invents no
-write, a read-only scenario changes nothing and answers only what it should."""
+write (and queues one outbox row per event when a webhook endpoint is
+registered, none otherwise), a read-only scenario changes nothing and
+answers only what it should."""
 
 from __future__ import annotations
 
@@ -64,6 +66,7 @@ def run_write(
     after = db_counts(db)
     ok = load.statuses.get("200", 0)
     moved, events = after["failed"] - before["failed"], after["events"] - before["events"]
+    outbox = after["outbox"] - before["outbox"]
     problems = []
     if set(load.statuses) - {"200"}:
         problems.append(f"statuses other than 200: {load.statuses}")
@@ -73,6 +76,11 @@ def run_write(
         problems.append(
             f"wrk counted {ok} 200s for {len(used)} requests sent, the database moved"
             f" {moved} payouts to failed and recorded {events} events"
+        )
+    if outbox != (events if scenario.webhook else 0):
+        problems.append(
+            f"{outbox} outbox rows for {events} events"
+            f" ({'one' if scenario.webhook else 'no'} webhook endpoint registered)"
         )
     used_statuses = statuses_of(db, used)
     if used_statuses != ({"failed": len(used)} if used else {}):

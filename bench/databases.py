@@ -1,10 +1,12 @@
 """The databases a run uses: seeded by the CLI (the large one cached between
-runs), counted, and checked for the statuses of given payouts; and
-seed-demo's throughput."""
+runs), counted, checked for the statuses of given payouts, and given a
+webhook endpoint for a run; and seed-demo's throughput."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
 import shutil
 import sqlite3
@@ -95,9 +97,26 @@ def db_counts(path: Path) -> dict:
             ],
             "failed": conn.execute("SELECT count(*) FROM payouts WHERE status = 'failed'").fetchone()[0],
             "events": conn.execute("SELECT count(*) FROM payout_events").fetchone()[0],
+            "outbox": conn.execute("SELECT count(*) FROM webhook_outbox").fetchone()[0],
         }
     finally:
         conn.close()
+
+
+# Nothing listens there and no delivery process runs: the outbox only fills.
+WEBHOOK_URL = "http://127.0.0.1:9/bench"
+
+
+@contextlib.contextmanager
+def webhook_endpoint(database: Path):
+    """One endpoint subscribed to every event type, registered with the CLI
+    while the servers run, and removed (with its outbox rows) afterwards."""
+    added = cli(database, "webhook", "add", WEBHOOK_URL, stdout=subprocess.PIPE)
+    endpoint = json.loads(added.stdout)["id"]
+    try:
+        yield endpoint
+    finally:
+        cli(database, "webhook", "remove", endpoint)
 
 
 def statuses_of(path: Path, ids: list[str]) -> dict[str, int]:

@@ -5,11 +5,12 @@ prebuilt environ, many times) against the raw SQLite statements that call
 runs, in a plain loop on a persistent connection with the app's pragmas.
 The two loops alternate in blocks on the same database, and each figure is
 the median over blocks, so drift (page cache, checkpoints, neighbours)
-hits both sides alike.
+hits both sides alike. And the 200 path with one webhook endpoint against
+none, the app against itself on two copies of a database.
 
 Used by bench/run.py; also runs alone on a database of its own:
 
-    .venv/bin/python bench/inprocess.py [--payouts 20000] [--profile failed|conflict|list|deep|user]
+    .venv/bin/python bench/inprocess.py [--payouts 20000] [--profile failed|webhook|conflict|list|deep|user]
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ import tempfile
 import time
 
 from triport_payouts import create_app
+from triport_payouts.db import open_database
 from triport_payouts.db.sqlite import SQLiteDatabase
+from triport_payouts.webhooks import EVENT_TYPES, Webhooks
 
 # The statements the app runs, written out as the work itself: if the
 # repository changes its SQL, this stays the yardstick the issue names.
@@ -56,6 +59,8 @@ EVENTS = (
 )
 NOW = "2026-01-01T00:00:00.000000Z"
 BODY = b'{"reason":"bench"}'
+FAILED = "/v1/admin/referrals/payouts/{}/failed"
+WEBHOOK_URL = "http://127.0.0.1:9/bench"  # never sent to: no delivery process runs
 
 
 def environ(method: str, path: str, token: str, query: str = "", body: bytes = b"") -> dict:
@@ -103,11 +108,12 @@ def raw_connection(path: str) -> sqlite3.Connection:
 
 class Route:
     """One route's two loops: `app(n)` and `raw(n)` each do n calls and
-    return the seconds they took."""
+    return the seconds they took. `against` names what raw is when it is
+    not the raw statements."""
 
-    def __init__(self, name, label, app_loop, raw_loop, expect, target=None, writes=False):
+    def __init__(self, name, label, app_loop, raw_loop, expect, target=None, writes=False, against=None):
         self.name, self.label, self.app_loop, self.raw_loop = name, label, app_loop, raw_loop
-        self.expect, self.target, self.writes = expect, target, writes
+        self.expect, self.target, self.writes, self.against = expect, target, writes, against
 
 
 def _app_loop(app, make_environ, expect):
@@ -154,7 +160,7 @@ def routes(
     raws = {label: raw_connection(path) for label, path in databases.items()}
     write_app, write_raw = apps[write_label], raws[write_label]
     ids = iter(fresh_ids)
-    path = "/v1/admin/referrals/payouts/{}/failed"
+    path = FAILED
 
     def raw_write(n):
         batch = [next(ids) for _ in range(n)]
@@ -297,6 +303,36 @@ def routes(
     return out
 
 
+def webhook_route(database: str, fresh_ids: list, token: str, work: str) -> Route:
+    """mark-failed on two copies of `database`, made here in `work`: one
+    with an endpoint subscribed to every event type (each call also writes
+    its outbox row), against one without. fresh_ids: payouts in `requested`
+    in `database`; each copy's loop consumes them from the front."""
+    apps = {}
+    for name in ("none", "one"):
+        path = os.path.join(work, f"webhook-{name}.sqlite3")
+        source, copy = sqlite3.connect(database), sqlite3.connect(path)
+        try:
+            source.backup(copy)  # the log's pages included
+        finally:
+            source.close()
+            copy.close()
+        if name == "one":
+            db = open_database(path)
+            try:
+                Webhooks(db).add(WEBHOOK_URL, EVENT_TYPES)
+            finally:
+                db.close()
+        apps[name] = create_app(database=path, admin_token=token)
+
+    def loop(name):
+        ids = iter(fresh_ids)
+        return _app_loop(apps[name], lambda: environ("POST", FAILED.format(next(ids)), token, body=BODY), "200")
+
+    return Route("failed_200_webhook", "mark-failed, 200, one webhook endpoint", loop("one"), loop("none"),
+                 "200", writes=True, against="the same, no endpoint")
+
+
 def measure(route: Route, calls: int, blocks: int) -> dict:
     """Median over blocks of the microseconds per call, app and raw alternating.
 
@@ -337,6 +373,7 @@ def measure(route: Route, calls: int, blocks: int) -> dict:
         "raw_us": raw,
         "ratio": app / raw if raw else None,
         "target": route.target,
+        "against": route.against,
         "app_us_blocks": app_us,
         "raw_us_blocks": raw_us,
         **({"mean_ratio": statistics.median(means["app"]) / statistics.median(means["raw"]),
@@ -346,15 +383,17 @@ def measure(route: Route, calls: int, blocks: int) -> dict:
 
 
 def run(
-    databases, fresh_ids, failed_id, user_id, token, *, read_calls=2000, write_calls=300, blocks=5, log=print
+    databases, fresh_ids, failed_id, user_id, token, *, read_calls=2000, write_calls=300, blocks=5, log=print,
+    extra=(),
 ) -> list[dict]:
+    """measure() for every route of routes() (arguments as there), then the extra routes."""
     results = []
-    for route in routes(databases, fresh_ids, failed_id, user_id, token):
+    for route in [*routes(databases, fresh_ids, failed_id, user_id, token), *extra]:
         calls = write_calls if route.writes else read_calls
         result = measure(route, calls, blocks)
-        ratio = f"{result['ratio']:.2f}x" if result["ratio"] else "-"
+        ratio = f"{result['ratio']:.3f}x" if result["ratio"] else "-"
         raw = f"{result['raw_us']:.1f}" if result["raw_us"] else "-"
-        log(f"  in-process {route.label}: app {result['app_us']:.1f} us, raw {raw} us, {ratio}")
+        log(f"  in-process {route.label}: app {result['app_us']:.1f} us, {route.against or 'raw'} {raw} us, {ratio}")
         results.append(result)
     return results
 
@@ -391,7 +430,7 @@ def main(argv=None) -> int:
     parser.add_argument("--blocks", type=int, default=5)
     parser.add_argument(
         "--profile",
-        choices=["failed", "conflict", "list", "deep", "user"],
+        choices=["failed", "webhook", "conflict", "list", "deep", "user"],
         help="run one route's app loop under cProfile instead, and print the top costs",
     )
     args = parser.parse_args(argv)
@@ -399,6 +438,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="triport-inprocess-") as tmp:
         path = os.path.join(tmp, "bench.sqlite3")
         ids = _seed(path, args.payouts, max(1, args.payouts // 100))
+        webhooks = webhook_route(path, ids[::-1], token, tmp)
         app = create_app(database=path, admin_token=token)
         failed_id = ids.pop(0)
         app(
@@ -407,13 +447,14 @@ def main(argv=None) -> int:
         )
         chosen = routes(
             {"db": path}, ids, failed_id, "demo-user-0001", token, deep_rows=min(5000, len(ids) // 2)
-        )
+        ) + [webhooks]
         if args.profile:
             import cProfile
             import pstats
 
             name = {
                 "failed": "failed_200",
+                "webhook": "failed_200_webhook",
                 "conflict": "failed_409",
                 "list": "list_first_db",
                 "deep": "list_deep_db",
@@ -432,7 +473,8 @@ def main(argv=None) -> int:
             result = measure(route, 300 if route.writes else 2000, args.blocks)
             raw = f"{result['raw_us']:9.1f}" if result["raw_us"] else "        -"
             ratio = f"{result['ratio']:6.2f}x" if result["ratio"] else "      -"
-            print(f"{route.label:40} app {result['app_us']:9.1f} us  raw {raw} us  {ratio}")
+            against = "none" if route.against else "raw"
+            print(f"{route.label:40} app {result['app_us']:9.1f} us  {against} {raw} us  {ratio}")
     return 0
 
 

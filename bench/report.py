@@ -24,6 +24,15 @@ def targets(results: dict) -> list[tuple[str, str, str]]:
     rows.append(
         ("200 path: p99 <= 2 x ceiling p99", f"{write['p99_ratio']:.1f}", _verdict(write["p99_ratio"] <= 2.0))
     )
+    webhook = by_key.get("failed_200_webhook", {}).get("versus")
+    if webhook:
+        rows.append(
+            (
+                f"200 path, one webhook endpoint: req/s >= {webhook['target']:g} x none's, side by side",
+                f"{webhook['ratio']:.3f}",
+                _verdict(webhook["ratio"] >= webhook["target"]),
+            )
+        )
     conflict = by_key["failed_409"]
     rows.append(
         ("409 path: req/s >= 0.85 x ceiling", f"{conflict['ratio']:.2f}", _verdict(conflict["ratio"] >= 0.85))
@@ -193,6 +202,7 @@ def write(results: dict, out: Path, quick: bool = False) -> None:
         )
     deep = load["deep_vs_first"]
     lines += [
+        *side_by_side(load["scenarios"]),
         "",
         (
             f"Deep page against first page: a page {results['deep_rows']:,} rows down the"
@@ -223,6 +233,8 @@ def write(results: dict, out: Path, quick: bool = False) -> None:
         "| --- | ---: | ---: | ---: | --- |",
     ]
     for item in results["inprocess"]:
+        if item.get("against"):
+            continue  # not against SQLite: below the table
         raw = f"{item['raw_us']:.1f}" if item["raw_us"] else "-"
         ratio = f"{item['ratio']:.2f}" if item["ratio"] else "-"
         target = ""
@@ -235,7 +247,15 @@ def write(results: dict, out: Path, quick: bool = False) -> None:
             f"{item['label']}, ratio of the block means instead: {item['mean_ratio']:.2f}"
             f" (blocks: app {', '.join(f'{x:.0f}' for x in item['app_mean_us_blocks'])} us;"
             f" raw {', '.join(f'{x:.0f}' for x in item['raw_mean_us_blocks'])} us)."
-            for item in results["inprocess"] if "mean_ratio" in item
+            for item in results["inprocess"] if "mean_ratio" in item and not item.get("against")
+        ),
+        *(
+            f"\n{item['label'].capitalize()}, against {item['against']} (the app on two copies of the"
+            f" {results['sizes']['small_label']} database, one with an endpoint subscribed to every event type,"
+            f" calls alternating one by one): **{item['ratio']:.3f}** times its per-call time, median over"
+            f" blocks of each block's median call ({item['app_us']:.1f} us against {item['raw_us']:.1f} us;"
+            f" ratio of the block means {item['mean_ratio']:.3f})."
+            for item in results["inprocess"] if item.get("against")
         ),
     ]
     seed, rss = results["seed"], results["rss"]
@@ -295,6 +315,7 @@ def write(results: dict, out: Path, quick: bool = False) -> None:
         "make bench                          # the full run, about 13 minutes: this page and its chart",
         ".venv/bin/python bench/run.py --quick   # a smoke run of about a minute (var/bench/quick/)",
         ".venv/bin/python bench/run.py --only failed_200,failed_409 --rounds 3   # some scenarios alone (var/bench/only/)",
+        ".venv/bin/python bench/run.py --only failed_200,failed_200_webhook --rounds 12   # webhooks' cost alone",
         ".venv/bin/python bench/inprocess.py --profile failed   # cProfile of one route in process",
         "```",
         "",
@@ -335,7 +356,8 @@ def write(results: dict, out: Path, quick: bool = False) -> None:
             " only a `GET` on the POST route (405, no database work) until every write it sent is answered,"
             " so no write is cut off in flight. Then `bench/run.py` checks, after every run (warm-up"
             " included): the 200s wrk counted = the payouts that went to `failed` = the events written ="
-            " the requests sent; every payout sent is `failed` and every one not sent still `requested`."
+            " the requests sent; every payout sent is `failed` and every one not sent still `requested`;"
+            " with a webhook endpoint registered, one outbox row was written per event, and none without."
             " Any other status, a socket error or a difference fails the benchmark (exit status 1)."
         ),
         "",
@@ -343,6 +365,33 @@ def write(results: dict, out: Path, quick: bool = False) -> None:
     if NOTES.exists():
         lines += ["## Notes", "", NOTES.read_text().strip(), ""]
     out.write_text("\n".join(lines))
+
+
+def side_by_side(rows: list[dict]) -> list[str]:
+    """A paragraph per scenario measured side by side with another."""
+    by_key = {row["key"]: row for row in rows}
+    lines = []
+    for row in rows:
+        versus = row.get("versus")
+        if not versus:
+            continue
+        other = by_key[versus["key"]]
+        lines += [
+            "",
+            (
+                f"Side by side: **{row['label']}** against {other['label']}: **{versus['ratio']:.3f}** of its"
+                f" req/s, p99 {versus['p99_ratio']:.2f} times its. In each round the two runs are one ceiling"
+                " run apart, and they swap order every round; each pair of rounds gives the geometric mean"
+                " of its two run-to-run ratios (which cancels an advantage of running first), and the"
+                " figure is the median over pairs of rounds"
+                f" ({', '.join(f'{r:.3f}' for r in versus['pair_ratios'])})."
+                f" Per round ({versus['first'][0]} first in the odd ones):"
+                f" {', '.join(f'{r:.3f}' for r in versus['ratios'])}; as the ratio of their ratios to the"
+                f" ceiling (median over rounds), {versus['ceiling_ratio']:.3f}."
+                + (f" Target: at least {versus['target']:g}." if versus["target"] else "")
+            ),
+        ]
+    return lines
 
 
 def print_summary(results: dict, log) -> None:

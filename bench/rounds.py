@@ -1,15 +1,19 @@
 """The load phase: the app on each database and the ceiling under gunicorn,
 a warm-up, then rounds of wrk runs, each scenario between two ceiling runs;
-the medians over rounds of each round's ratios."""
+the medians over rounds of each round's ratios, and of the run-to-run
+ratios of the scenarios measured side by side."""
 
 from __future__ import annotations
 
+import contextlib
+import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
 from checks import WritePool, run_read, run_write
 from common import API, BODY, DEEP_ROWS, BenchmarkFailed, log
+from databases import webhook_endpoint
 from load import Load, Wrk, shell
 from machine import loadavg
 from scenarios import CEILING, Scenario, deep_cursor, table
@@ -59,7 +63,8 @@ def run_load(
     def one(scenario: Scenario, duration: float) -> Load:
         server = servers[scenario.server]
         if scenario.writes:
-            return run_write(wrk, scenario, server, large_db, pool, duration, work, budget, drain)
+            with webhook_endpoint(large_db) if scenario.webhook else contextlib.nullcontext():
+                return run_write(wrk, scenario, server, large_db, pool, duration, work, budget, drain)
         return run_read(wrk, scenario, server, dbs[scenario.server], duration)
 
     rounds = run_rounds(one, scenarios, args.rounds, args.duration)
@@ -89,13 +94,26 @@ def run_rounds(one, scenarios: list[Scenario], count: int, duration: float) -> l
         log(f"round {r + 1}/{count} (load average {' '.join(load_average)})")
         loads, ceilings = {}, [one(CEILING, duration)]
         log_load(CEILING, ceilings[-1])
-        for scenario in scenarios:
+        order = round_order(scenarios, r)
+        for scenario in order:
             loads[scenario.key] = one(scenario, duration)
             log_load(scenario, loads[scenario.key])
             ceilings.append(one(CEILING, duration))
             log_load(CEILING, ceilings[-1])
-        rounds.append(Round(loads, ceilings, [s.key for s in scenarios], load_average))
+        rounds.append(Round(loads, ceilings, [s.key for s in order], load_average))
     return rounds
+
+
+def round_order(scenarios: list[Scenario], index: int) -> list[Scenario]:
+    """A round's order: a scenario measured side by side with the one before
+    it in the table swaps places with it every other round, so neither of
+    the two always runs second (after the other's writes, say)."""
+    order = list(scenarios)
+    if index % 2:
+        for i in range(1, len(order)):
+            if order[i].versus is not None and order[i].versus == order[i - 1].key:
+                order[i - 1], order[i] = order[i], order[i - 1]
+    return order
 
 
 def log_load(scenario: Scenario, load: Load) -> None:
@@ -124,6 +142,11 @@ class Round:
     def p99_ratio(self, key: str) -> float:
         return self.loads[key].p99_ms / self.ceiling_for(key)[1]
 
+    def versus(self, key: str, other: str) -> tuple[float, float]:
+        """(req/s, p99) of one scenario over another's, run to run in this round."""
+        this, that = self.loads[key], self.loads[other]
+        return this.rps / that.rps, this.p99_ms / that.p99_ms
+
 
 def summarize(rounds: list[Round], ceiling, scenarios, small_label, large_label) -> dict:
     """Medians over rounds of each round's ratios."""
@@ -147,6 +170,8 @@ def summarize(rounds: list[Round], ceiling, scenarios, small_label, large_label)
             "ratios": [r.ratio(key) for r in rounds],
             "ceiling_rps_rounds": [r.ceiling_for(key)[0] for r in rounds],
         }
+        if scenario.versus in {s.key for s in scenarios}:
+            row["versus"] = _versus(rounds, key, scenario.versus, scenario.versus_target)
         out["scenarios"].append(row)
     deep, first = f"list_deep_{large_label}", f"list_first_{small_label}"
     if not {deep, first} <= {s.key for s in scenarios}:
@@ -161,6 +186,30 @@ def summarize(rounds: list[Round], ceiling, scenarios, small_label, large_label)
         "p50_ratio": statistics.median(r.loads[deep].p50_ms / r.loads[first].p50_ms for r in rounds),
     }
     return out
+
+
+def _versus(rounds: list[Round], key: str, other: str, target: float | None) -> dict:
+    """Side by side: the run-to-run ratios of each round, and their median
+    over pairs of rounds. The two runs are a ceiling run apart, so no
+    ceiling is needed to cancel the machine's drift; but on a busy machine
+    the run that comes first of the two can be faster, whichever it is.
+    Each pair of rounds (one each way round) cancels that: its figure is the
+    geometric mean of its two ratios. With a single round, its ratio."""
+    pairs = [r.versus(key, other) for r in rounds]
+    both_ways = [
+        tuple(math.sqrt(a * b) for a, b in zip(pairs[i], pairs[i + 1])) for i in range(0, len(pairs) - 1, 2)
+    ] or pairs
+    return {
+        "key": other,
+        "target": target,
+        "ratio": statistics.median(rps for rps, _ in both_ways),
+        "p99_ratio": statistics.median(p99 for _, p99 in both_ways),
+        "ratios": [rps for rps, _ in pairs],
+        "p99_ratios": [p99 for _, p99 in pairs],
+        "pair_ratios": [rps for rps, _ in both_ways],
+        "ceiling_ratio": statistics.median(r.ratio(key) / r.ratio(other) for r in rounds),
+        "first": [key if r.order.index(key) < r.order.index(other) else other for r in rounds],
+    }
 
 
 def _figures(loads) -> dict:

@@ -2,8 +2,9 @@
 
 Every route, under gunicorn with the project's settings and driven by wrk,
 as a ratio to a bare WSGI callable (bench/ceiling.py) served the same way
-and measured in the same round; in-process figures against the raw SQLite
-statements; seed-demo throughput; a worker's memory. Writes
+and measured in the same round; the 200 path with one webhook endpoint
+registered beside the same without, side by side; in-process figures
+against the raw SQLite statements; seed-demo throughput; a worker's memory. Writes
 docs/benchmarks.md and docs/benchmarks.png (a --quick smoke run writes
 under var/bench/quick/ instead).
 
@@ -142,6 +143,11 @@ def main(argv=None) -> int:
             for row in results["load"]["scenarios"]:
                 log(f"{row['key']:16} {row['ratio']:.3f} of the ceiling (rounds:"
                     f" {', '.join(f'{r:.3f}' for r in row['ratios'])}), p99 {row['p99_ratio']:.2f}x")
+                if "versus" in row:
+                    versus = row["versus"]
+                    log(f"{'':16} {versus['ratio']:.3f} of {versus['key']}'s req/s, side by side (pairs of rounds:"
+                        f" {', '.join(f'{r:.3f}' for r in versus['pair_ratios'])}; rounds:"
+                        f" {', '.join(f'{r:.3f}' for r in versus['ratios'])}), p99 {versus['p99_ratio']:.2f}x")
             return 0
         import report
 
@@ -167,7 +173,7 @@ def measure(args, work: Path, token: str, started: float, results: dict, servers
     small_label, large_label = size_label(args.small), size_label(args.large)
     log(f"seeding the {small_label} database...")
     small_db = work / f"payouts-{small_label}.sqlite3"
-    _small_ids, _ = seed(small_db, args.small, max(1, args.small // 100))
+    small_ids, _ = seed(small_db, args.small, max(1, args.small // 100))
     large_db, large_ids = cached_seed(
         args.large, max(1, args.large // 100), work, f"payouts-{large_label}.sqlite3", args.fresh
     )
@@ -197,6 +203,9 @@ def measure(args, work: Path, token: str, started: float, results: dict, servers
     mark = time.monotonic()
     log("in-process figures...")
     fresh = pool.take(args.write_calls * (args.blocks + 1) * 2 + 200)
+    # Webhooks' cost in process, on two copies of the small database: only
+    # the load phase's reads have touched it, so its payouts are all fresh.
+    webhooks = inprocess.webhook_route(str(small_db), small_ids, token, str(work))
     results["inprocess"] = inprocess.run(
         {small_label: str(small_db), large_label: str(large_db)},
         fresh,
@@ -207,6 +216,7 @@ def measure(args, work: Path, token: str, started: float, results: dict, servers
         write_calls=args.write_calls,
         blocks=args.blocks,
         log=log,
+        extra=[webhooks],
     )
     phases["in-process"] = time.monotonic() - mark
     results["phases"] = phases

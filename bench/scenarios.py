@@ -22,6 +22,11 @@ class Scenario:
     writes: bool = False  # the 200 path: fresh ids, drained, checked against the database
     target: float | None = None  # at least this ratio to the ceiling's req/s
     p99_target: float | None = None  # at most this ratio to the ceiling's p99
+    webhook: bool = False  # one endpoint subscribed to every event type, registered for each run
+    # Measured side by side with this scenario: the two run next to each other
+    # in every round, in alternating order, and are compared run to run.
+    versus: str | None = None
+    versus_target: float | None = None  # at least this ratio to the versus scenario's req/s
 
 
 CEILING = Scenario("ceiling", 'ceiling: bare WSGI {"ok": true}', "ceiling", "/")
@@ -41,6 +46,20 @@ def table(small_label: str, large_label: str, failed_id: str, cursors: dict) -> 
             writes=True,
             target=0.58,
             p99_target=2.0,
+        ),
+        # The same, with one webhook endpoint registered: every transition also
+        # writes its outbox row (issue 13: at most 5% slower).
+        Scenario(
+            "failed_200_webhook",
+            "mark-failed, fresh payout, one webhook endpoint (200)",
+            large_label,
+            "",
+            "fresh_ids.lua",
+            {"path": f"{API}/payouts/{{id}}/failed", "body": BODY},
+            writes=True,
+            webhook=True,
+            versus="failed_200",
+            versus_target=0.95,
         ),
         # For scale: the same writes by a bare hand-written endpoint (bench/reference.py).
         *(

@@ -1,8 +1,8 @@
 """Signed webhooks, in process, on both backends: the outbox written in each
 event's own transaction, deliveries to a real receiver on loopback verified
 by the reference library ``standardwebhooks``, retries and their schedule,
-Retry-After, 410 Gone, redirects, secret rotation, redelivery, and the
-``webhook`` commands. The delivery process as a process (SIGKILL, SIGTERM,
+Retry-After, 410 Gone, redirects, secret rotation, redelivery, pruning,
+what copy-data moves, and the ``webhook`` commands. The delivery process as a process (SIGKILL, SIGTERM,
 two at once) is in ``test_webhooks_live.py``."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import datetime
 import json
+import threading
 from decimal import Decimal
 
 import pytest
@@ -17,9 +18,11 @@ import standardwebhooks
 from live import free_port
 from receiver import Answer, Receiver
 
-from triport_payouts import cli, signing
+from triport_payouts import cli, signing, webhooks
+from triport_payouts.copydata import TargetNotEmpty, copy_database
+from triport_payouts.db import open_database
 from triport_payouts.delivery import Deliverer
-from triport_payouts.repository import KeyAnswer
+from triport_payouts.repository import KeyAnswer, Repository
 from triport_payouts.webhooks import EVENT_TYPES, Webhooks
 
 
@@ -234,6 +237,129 @@ def test_a_secret_is_whsec_and_at_least_24_random_bytes():
         assert secret.startswith("whsec_") and len(base64.b64decode(secret[6:])) >= 24
 
 
+# -- pruning -------------------------------------------------------------------
+
+
+def age(repo, where: str, days: int = 31) -> None:
+    """Moves the deliveries `where` matches back in time by `days`, every timestamp alike."""
+    old = webhooks.at(-days * 86400)
+    with repo.db.transaction() as conn:
+        conn.execute(repo.db.sql(
+            "UPDATE webhook_deliveries SET created_at = ?, next_attempt_at = ?,"
+            f" last_attempt_at = CASE WHEN last_attempt_at IS NULL THEN NULL ELSE ? END WHERE {where}"),
+            (old, old, old))
+
+
+def test_prune_deletes_only_deliveries_delivered_before_the_cutoff(repo, make_payout):
+    hooks = Webhooks(repo.db)
+    with Receiver() as ok, Receiver(lambda n, received: Answer(500)) as failing:
+        hooks.add(ok.url, ("payout.requested",))
+        hooks.add(failing.url, ("payout.requested",))
+        make_payout()
+        assert deliver(repo, schedule=(0,)) == 2  # one delivered, one failed for good
+        age(repo, "1 = 1")
+        make_payout()
+        assert deliver(repo, schedule=(0,)) == 2  # the same, today
+        make_payout()
+        age(repo, "status = 'pending'")  # never sent: pending, and as old as the first
+    before = deliveries(repo)
+    assert sorted(row["status"] for row in before) == ["delivered"] * 2 + ["failed"] * 2 + ["pending"] * 2
+    oldest = min(row["id"] for row in before if row["status"] == "delivered")
+    assert hooks.prune(datetime.timedelta(days=30)) == 1
+    assert deliveries(repo) == [row for row in before if row["id"] != oldest]
+    assert hooks.prune(datetime.timedelta(days=0)) == 1
+    assert sorted(row["status"] for row in deliveries(repo)) == ["failed"] * 2 + ["pending"] * 2
+    assert hooks.prune(datetime.timedelta(days=0)) == 0
+
+
+def test_prune_deletes_in_batches_and_counts_them_all(repo, make_payout, monkeypatch):
+    monkeypatch.setattr(webhooks, "PRUNE_BATCH", 2)
+    with Receiver() as receiver:
+        Webhooks(repo.db).add(receiver.url, ("payout.requested",))
+        for _ in range(5):
+            make_payout()
+        assert deliver(repo) == 5
+    assert Webhooks(repo.db).prune(datetime.timedelta(0)) == 5
+    assert deliveries(repo) == []
+
+
+def test_prune_beside_deliver_leaves_the_delivery_in_flight_alone(repo, database_url, make_payout):
+    stall = threading.Event()
+    with Receiver(lambda n, received: Answer(stall=stall)) as receiver:
+        Webhooks(repo.db).add(receiver.url, ("payout.requested",))
+        make_payout()
+        other = Repository(open_database(database_url))
+        sender = threading.Thread(target=deliver, args=(other,))
+        sender.start()
+        try:
+            with receiver.arrived:
+                assert receiver.arrived.wait_for(lambda: receiver.requests, timeout=10)
+            assert Webhooks(repo.db).prune(datetime.timedelta(0)) == 0  # leased and being sent
+        finally:
+            stall.set()
+            sender.join(10)
+            other.db.close()
+    assert [row["status"] for row in deliveries(repo)] == ["delivered"]
+    assert Webhooks(repo.db).prune(datetime.timedelta(0)) == 1
+
+
+# -- copy-data -----------------------------------------------------------------
+
+
+def table_rows(repo, table: str, columns: tuple[str, ...]) -> list[tuple]:
+    query = f"SELECT {', '.join(columns)} FROM {table} ORDER BY {', '.join(columns)}"
+    return [tuple(row) for row in repo.db.connection().execute(query).fetchall()]
+
+
+def test_copy_data_moves_endpoints_with_their_secrets_but_no_delivery(repo, tmp_path):
+    """Into each backend from SQLite: the endpoints as they were (a rotated
+    secret still signing beside the new one, a disabled one still disabled),
+    no delivery of the source and none queued again for the copied history;
+    the next change is delivered, signed with the copied secrets."""
+    source = Repository(open_database(str(tmp_path / "source.sqlite3")))
+    source.db.init_schema()
+    subscriptions = ("type", "endpoint_id")
+    with Receiver() as receiver:
+        hooks = Webhooks(source.db)
+        endpoint = hooks.add(receiver.url, EVENT_TYPES)
+        rotated = hooks.rotate_secret(endpoint["id"])
+        gone = hooks.add("http://127.0.0.1:9/gone", ("payout.failed",))
+        with source.db.transaction() as conn:
+            conn.execute(source.db.sql("UPDATE webhook_endpoints SET enabled = 0, disabled_reason = 'gone'"
+                                       " WHERE id = ?"), (gone["id"],))
+        source.credit("ann", Decimal("5.00"), "USDT")
+        source.transition(source.create_payout("ann", Decimal("5.00"), "USDT", "0xann")["id"], "failed")
+        assert len(deliveries(source)) == 2
+        try:
+            counts = copy_database(source, repo)
+            endpoints = table_rows(source, "webhook_endpoints", webhooks.ENDPOINT_COLUMNS)
+            subscribed = table_rows(source, "webhook_subscriptions", subscriptions)
+        finally:
+            source.db.close()
+        assert counts == {"credits": 1, "payouts": 1, "payout_events": 2, "webhook_endpoints": 2,
+                          "webhook_subscriptions": len(EVENT_TYPES) + 1}
+        assert table_rows(repo, "webhook_endpoints", webhooks.ENDPOINT_COLUMNS) == endpoints
+        assert table_rows(repo, "webhook_subscriptions", subscriptions) == subscribed
+        assert deliveries(repo) == []
+        repo.credit("bob", Decimal("1.00"), "USDT")
+        repo.transition(repo.create_payout("bob", Decimal("1.00"), "USDT", "0xbob")["id"], "failed")
+        assert deliver(repo) == 2  # to the enabled endpoint only
+    assert receiver.ids() == [event["id"] for event in all_events(repo)[-2:]]
+    for received in receiver.requests:
+        assert verified(endpoint["secret"], received) == verified(rotated["secret"], received)
+
+
+def test_copy_data_refuses_a_target_with_an_endpoint(repo, tmp_path):
+    source = Repository(open_database(str(tmp_path / "source.sqlite3")))
+    source.db.init_schema()
+    Webhooks(repo.db).add("http://127.0.0.1:9/early", EVENT_TYPES)
+    try:
+        with pytest.raises(TargetNotEmpty):
+            copy_database(source, repo)
+    finally:
+        source.db.close()
+
+
 # -- the commands --------------------------------------------------------------
 
 
@@ -275,6 +401,16 @@ def test_webhook_commands(run, repo, make_payout):
     assert run("webhook", "list")[1] == ""
 
 
+def test_webhook_prune_command(run, repo, make_payout):
+    with Receiver() as receiver:
+        Webhooks(repo.db).add(receiver.url, ("payout.requested",))
+        make_payout()
+        assert deliver(repo) == 1
+    assert run("webhook", "prune") == (0, "", "removed 0 delivered webhook deliveries\n")
+    assert run("webhook", "prune", "--older-than-days", "0") == (0, "", "removed 1 delivered webhook deliveries\n")
+    assert deliveries(repo) == []
+
+
 @pytest.mark.parametrize("argv", [
     ("webhook", "add", "ftp://example.com/x"),
     ("webhook", "add", "example.com/x"),
@@ -304,6 +440,8 @@ def test_unknown_ids_are_refused(run, argv):
     ("webhook", "deliveries", "--limit", "0"),
     ("deliver", "--retry-schedule", "0,soon"),
     ("deliver", "--timeout", "0"),
+    ("webhook", "prune", "--older-than-days", "-1"),
+    ("webhook", "prune", "--older-than-days", "30d"),
     ("webhook",),
 ])
 def test_bad_options_are_usage_errors(run, argv):

@@ -1,5 +1,5 @@
 """The command line's webhook commands: ``webhook add|list|remove|rotate-secret|
-enable|deliveries|redeliver`` and ``deliver``, added to the parser of
+enable|deliveries|redeliver|prune`` and ``deliver``, added to the parser of
 ``cli.py``, which maps their refusals to exit codes (InvalidWebhookInput is
 a usage error, exit 2; EndpointNotFound and EventNotFound refusals, exit 1).
 """
@@ -7,6 +7,7 @@ a usage error, exit 2; EndpointNotFound and EventNotFound refusals, exit 1).
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import logging
 import sys
@@ -54,6 +55,11 @@ def cmd_redeliver(args, repo, config):
     print(f"queued {queued} deliveries of event {args.event_id}", file=sys.stderr)
 
 
+def cmd_prune(args, repo, config):
+    removed = Webhooks(repo.db).prune(datetime.timedelta(days=args.older_than_days))
+    print(f"removed {removed} delivered webhook deliveries", file=sys.stderr)
+
+
 def cmd_deliver(args, repo, config):
     repo.db.ping()  # a schema of another version is refused before anything is sent
     if not logging.getLogger("triport_payouts").handlers:
@@ -83,6 +89,16 @@ def _limit(text: str) -> int:
         raise argparse.ArgumentTypeError("a whole number") from None
     if not 1 <= value <= 10_000:
         raise argparse.ArgumentTypeError("from 1 to 10000")
+    return value
+
+
+def _days(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("a whole number of days") from None
+    if not 0 <= value <= 36_500:
+        raise argparse.ArgumentTypeError("from 0 to 36500 days")
     return value
 
 
@@ -121,6 +137,9 @@ def add_commands(command) -> None:
     listing.add_argument("--limit", type=_limit, default=100, metavar="N")
     sub("redeliver", cmd_redeliver, "queue an event again for every endpoint subscribed to it"
         ).add_argument("event_id", metavar="EVENT_ID")
+    prune = sub("prune", cmd_prune, "delete the deliveries delivered more than D days ago (never a pending or"
+                " failed one); safe beside serve and deliver")
+    prune.add_argument("--older-than-days", type=_days, default=30, metavar="D", help="default 30")
 
     deliver = command("deliver", cmd_deliver, "send the webhook outbox (run beside serve); SIGTERM stops after"
                       " the request in flight")

@@ -1,13 +1,16 @@
 """``copy-data``: copying a whole database into another (SQLite to
-PostgreSQL, typically): credits, payouts and events, streamed in batches, in
-one transaction on the target, which must be empty. Events keep their order;
-their ids are the target's own.
+PostgreSQL, typically): credits, payouts and events, then the webhook
+endpoints (with their secrets) and subscriptions, streamed in batches, in one
+transaction on the target, which must be empty. Events keep their order;
+their ids are the target's own. Deliveries, pending or not, and the outbox
+stay behind; so do idempotency keys.
 """
 
 from __future__ import annotations
 
 from . import domain
 from .repository import TABLES, Repository
+from .webhooks import COPIED_TABLES, Webhooks
 
 BATCH = 5_000
 
@@ -23,13 +26,18 @@ def copy_database(source: Repository, target: Repository) -> dict[str, int]:
     is the operator's call."""
     if target.db.schema_version() == 0:
         target.db.init_schema()
-    counts = dict.fromkeys(TABLES, 0)
+    counts = dict.fromkeys([*TABLES, *COPIED_TABLES], 0)
     with target.db.transaction() as out:
-        if not target.is_empty(out):
+        if not target.is_empty(out) or Webhooks(target.db).has_endpoints(out):
             raise TargetNotEmpty()
         with source.snapshot() as snapshot:
             for table, (columns, _order) in TABLES.items():
                 for batch in snapshot.table(table, BATCH):
                     target.db.bulk_insert(out, table, columns, batch)
                     counts[table] += len(batch)
+            # The endpoints after the events: the outbox trigger fired for
+            # each event copied and found none, so no history is sent again.
+            for table, columns, batch in Webhooks(source.db).copied(snapshot, BATCH):
+                target.db.bulk_insert(out, table, columns, batch)
+                counts[table] += len(batch)
     return counts

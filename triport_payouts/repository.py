@@ -447,12 +447,17 @@ class Snapshot:
         `batch`, amounts as exact text whichever dialect read them."""
         columns, _order = TABLES[table]
         amount = columns.index("amount") if "amount" in columns else None
-        rows = self._stream(SQL[f"copy_{table}"])
-        while chunk := rows.fetchmany(batch):
+        for chunk in self.rows(SQL[f"copy_{table}"], batch):
             if amount is None:
-                yield [tuple(row) for row in chunk]
+                yield chunk
             else:
                 yield [(*row[:amount], domain.format_amount(row[amount]), *row[amount + 1:]) for row in chunk]
+
+    def rows(self, sql: str, batch: int) -> Iterator[list[tuple]]:
+        """The rows of a SELECT without parameters, in lists of at most `batch`."""
+        cursor = self._stream(sql)
+        while chunk := cursor.fetchmany(batch):
+            yield [tuple(row) for row in chunk]
 
 
 def creation_event(payout: dict, actor: str | None = None, on_behalf_of: str | None = None) -> tuple:

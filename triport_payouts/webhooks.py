@@ -5,11 +5,12 @@ each event's own transaction: ``db/sql/<dialect>/0003_webhooks.sql``).
 The outbox's rows are moved into ``webhook_deliveries`` (``accept``) by
 the delivery process each round, and before any command reads deliveries.
 What the ``webhook`` commands do (add, list, remove, rotate-secret, enable,
-deliveries, redeliver) and the bookkeeping of the delivery process
+deliveries, redeliver, prune) and the bookkeeping of the delivery process
 (``delivery.py``): leasing a due delivery, recording an attempt, disabling an
 endpoint. Raises ``InvalidWebhookInput`` (a usage error) for a bad URL,
 event type or event id, and the domain refusals ``EndpointNotFound`` and
-``EventNotFound``. SQL text is built only from the constants here.
+``EventNotFound``. What ``copy-data`` moves of these tables (``copied``).
+SQL text is built only from the constants here.
 """
 
 from __future__ import annotations
@@ -31,6 +32,19 @@ ROTATION_OVERLAP = datetime.timedelta(hours=24)
 # An endpoint that failed every attempt for this long is disabled.
 FAILING_LIMIT = datetime.timedelta(days=5)
 MAX_URL = 2048
+ENDPOINT_COLUMNS = ("id", "url", "secret", "previous_secret", "previous_until", "enabled", "disabled_reason",
+                    "failing_since", "created_at")
+# What copy-data moves, in this order: the endpoints with their secrets (the
+# new database serves the same receivers) and their subscriptions, with the
+# columns and the order rows are read in. Not the outbox or the deliveries:
+# they describe sending from the old database.
+COPIED_TABLES = {
+    "webhook_endpoints": (ENDPOINT_COLUMNS, "created_at, id"),
+    "webhook_subscriptions": (("type", "endpoint_id"), "endpoint_id, type"),
+}
+# prune deletes this many rows a transaction: on SQLite the writers of the
+# 200 path wait for one batch at most, not for the whole history.
+PRUNE_BATCH = 1000
 
 SQL = {
     "add": "INSERT INTO webhook_endpoints (id, url, secret, created_at) VALUES (?, ?, ?, ?)",
@@ -56,6 +70,18 @@ SQL = {
     ),
     "disable": "UPDATE webhook_endpoints SET enabled = 0, disabled_reason = ? WHERE id = ? AND enabled = 1",
     "event_exists": "SELECT 1 FROM payout_events WHERE id = ?",
+    "any_endpoint": "SELECT 1 FROM webhook_endpoints LIMIT 1",
+    **{f"copy_{table}": f"SELECT {', '.join(columns)} FROM {table} ORDER BY {order}"
+       for table, (columns, order) in COPIED_TABLES.items()},
+    # A delivered row's next_attempt_at is the time it was delivered, as its
+    # last_attempt_at (record), which lets the due index find the old ones.
+    # The status is checked again on the row deleted: PostgreSQL rechecks it
+    # on a row another transaction changed meanwhile.
+    "prune": (
+        "DELETE FROM webhook_deliveries WHERE status = 'delivered' AND id IN ("
+        "SELECT id FROM webhook_deliveries WHERE status = 'delivered' AND next_attempt_at < ?"
+        " AND last_attempt_at < ? LIMIT ?)"
+    ),
     "redeliver": (
         "INSERT INTO webhook_deliveries (endpoint_id, event_id, next_attempt_at, created_at)"
         " SELECT s.endpoint_id, e.id, ?, ? FROM payout_events e"
@@ -264,6 +290,32 @@ class Webhooks:
             if conn.execute(self._sql["event_exists"], (event_id,)).fetchone() is None:
                 raise EventNotFound()
             return conn.execute(self._sql["redeliver"], (now, now, event_id)).rowcount
+
+    def prune(self, older_than: datetime.timedelta) -> int:
+        """Deletes the deliveries delivered more than `older_than` ago, never
+        a pending or failed one; returns how many. A batch a transaction: safe
+        beside ``serve`` and ``deliver``, which only change pending rows."""
+        before = at(-older_than.total_seconds())
+        removed = 0
+        while True:
+            with self.db.transaction() as conn:
+                batch = conn.execute(self._sql["prune"], (before, before, PRUNE_BATCH)).rowcount
+            removed += batch
+            if batch < PRUNE_BATCH:
+                return removed
+
+    # -- copy-data ---------------------------------------------------------------
+
+    def has_endpoints(self, conn) -> bool:
+        """Whether any endpoint is registered, read in `conn`'s transaction."""
+        return conn.execute(self._sql["any_endpoint"]).fetchone() is not None
+
+    def copied(self, snapshot, batch: int):
+        """(table, columns, rows) for each list of at most `batch` rows of
+        COPIED_TABLES, in order, read in `snapshot` (Repository.snapshot)."""
+        for table, (columns, _order) in COPIED_TABLES.items():
+            for rows in snapshot.rows(self._sql[f"copy_{table}"], batch):
+                yield table, columns, rows
 
     # -- the delivery process ----------------------------------------------------
 
