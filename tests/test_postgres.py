@@ -128,7 +128,7 @@ def test_copy_data_moves_sqlite_to_postgres_unchanged(tmp_path, postgres_url):
     try:
         counts = copy_database(Repository(source), Repository(target))
         assert counts == {"credits": 5, "payouts": 34, "payout_events": 34 + 4,
-                          "webhook_endpoints": 0, "webhook_subscriptions": 0}
+                          "webhook_endpoints": 0, "webhook_subscriptions": 0, "operator_tokens": 0}
         assert _api_view(postgres_url) == _api_view(source_path)
     finally:
         source.close()

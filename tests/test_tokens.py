@@ -352,3 +352,32 @@ def test_unknown_ids_still_404_for_a_named_token(client, create_token):
     token = create_token("maria", "read")
     res = client.get(f"{PAYOUTS}/{UNKNOWN_ID}/events", headers=named(token), status=404)
     assert res.json == {"error": "payout_not_found"}
+
+
+def test_copy_data_moves_the_tokens_and_they_keep_working(repo, database_url, tmp_path, make_client):
+    """Into each backend from SQLite: a live token opens the new database with
+    its scope and name, a revoked one stays revoked; a target holding a token
+    is refused."""
+    from triport_payouts.copydata import TargetNotEmpty, copy_database
+    from triport_payouts.db import open_database
+    from triport_payouts.repository import Repository
+
+    source_path = str(tmp_path / "source.sqlite3")
+    source = Repository(open_database(source_path))
+    source.db.init_schema()
+    store = TokenStore(source.db)
+    kept = store.create("maria", "operator")["token"]
+    gone = store.create("old-bot", "admin")["token"]
+    store.revoke("old-bot")
+    try:
+        counts = copy_database(source, repo)
+        assert counts["operator_tokens"] == 2
+        with pytest.raises(TargetNotEmpty):
+            copy_database(source, repo)
+    finally:
+        source.db.close()
+    assert [t["name"] for t in TokenStore(repo.db).list()] == ["maria"]
+    client = make_client(database_url)
+    assert client.get(PAYOUTS, headers=named(kept), status=200).json == {"payouts": [], "next_cursor": None}
+    assert client.post(CREDITS, b"{}", headers=named(kept), status=403).json == {"error": "forbidden"}
+    assert client.get(PAYOUTS, headers=named(gone), status=401).json == {"error": "admin_token_invalid"}

@@ -337,7 +337,7 @@ def test_copy_data_moves_endpoints_with_their_secrets_but_no_delivery(repo, tmp_
         finally:
             source.db.close()
         assert counts == {"credits": 1, "payouts": 1, "payout_events": 2, "webhook_endpoints": 2,
-                          "webhook_subscriptions": len(EVENT_TYPES) + 1}
+                          "webhook_subscriptions": len(EVENT_TYPES) + 1, "operator_tokens": 0}
         assert table_rows(repo, "webhook_endpoints", webhooks.ENDPOINT_COLUMNS) == endpoints
         assert table_rows(repo, "webhook_subscriptions", subscriptions) == subscribed
         assert deliveries(repo) == []

@@ -1,6 +1,7 @@
 """``copy-data``: copying a whole database into another (SQLite to
 PostgreSQL, typically): credits, payouts and events, then the webhook
-endpoints (with their secrets) and subscriptions, streamed in batches, in one
+endpoints (with their secrets) and subscriptions and the named tokens (their
+hashes, revoked ones too), streamed in batches, in one
 transaction on the target, which must be empty. Events keep their order;
 their ids are the target's own. Deliveries, pending or not, and the outbox
 stay behind; so do idempotency keys.
@@ -8,8 +9,11 @@ stay behind; so do idempotency keys.
 
 from __future__ import annotations
 
+import itertools
+
 from . import domain
 from .repository import TABLES, Repository
+from .tokens import TokenStore
 from .webhooks import COPIED_TABLES, Webhooks
 
 BATCH = 5_000
@@ -26,9 +30,10 @@ def copy_database(source: Repository, target: Repository) -> dict[str, int]:
     is the operator's call."""
     if target.db.schema_version() == 0:
         target.db.init_schema()
-    counts = dict.fromkeys([*TABLES, *COPIED_TABLES], 0)
+    counts = dict.fromkeys([*TABLES, *COPIED_TABLES, "operator_tokens"], 0)
     with target.db.transaction() as out:
-        if not target.is_empty(out) or Webhooks(target.db).has_endpoints(out):
+        if (not target.is_empty(out) or Webhooks(target.db).has_endpoints(out)
+                or TokenStore(target.db).has_tokens(out)):
             raise TargetNotEmpty()
         with source.snapshot() as snapshot:
             for table, (columns, _order) in TABLES.items():
@@ -37,7 +42,9 @@ def copy_database(source: Repository, target: Repository) -> dict[str, int]:
                     counts[table] += len(batch)
             # The endpoints after the events: the outbox trigger fired for
             # each event copied and found none, so no history is sent again.
-            for table, columns, batch in Webhooks(source.db).copied(snapshot, BATCH):
+            copied = itertools.chain(Webhooks(source.db).copied(snapshot, BATCH),
+                                     TokenStore(source.db).copied(snapshot, BATCH))
+            for table, columns, batch in copied:
                 target.db.bulk_insert(out, table, columns, batch)
                 counts[table] += len(batch)
     return counts

@@ -26,7 +26,13 @@ SCOPES = {
     "admin": frozenset({"read", "operator", "system", "admin"}),
 }
 
+# What copy-data moves: every token, revoked ones too (their names are in
+# the events), by hash: a token works the same on the new database.
+COPIED_COLUMNS = ("name", "scope", "token_hash", "created_at", "last_used_at", "revoked_at")
+
 SQL = {
+    "copy": f"SELECT {', '.join(COPIED_COLUMNS)} FROM operator_tokens ORDER BY id",
+    "any": "SELECT 1 FROM operator_tokens LIMIT 1",
     "create": "INSERT INTO operator_tokens (name, scope, token_hash, created_at) VALUES (?, ?, ?, ?)",
     "live": "SELECT token_hash, name, scope FROM operator_tokens WHERE revoked_at IS NULL",
     "by_hash": "SELECT token_hash, name, scope FROM operator_tokens WHERE token_hash = ? AND revoked_at IS NULL",
@@ -124,6 +130,15 @@ class TokenStore:
     def find(self, token_hash: str) -> Operator | None:
         row = self.db.connection().execute(self._sql["by_hash"], (token_hash,)).fetchone()
         return None if row is None else Operator(row[1], row[2])
+
+    def has_tokens(self, conn) -> bool:
+        return conn.execute(self._sql["any"]).fetchone() is not None
+
+    def copied(self, snapshot, batch: int):
+        """("operator_tokens", COPIED_COLUMNS, rows) for each list of at most
+        `batch` rows, read in `snapshot` (Repository.snapshot)."""
+        for rows in snapshot.rows(self._sql["copy"], batch):
+            yield "operator_tokens", COPIED_COLUMNS, rows
 
     def touch(self, token_hash: str, now: str, unless_since: str) -> None:
         with self.db.transaction() as conn:
