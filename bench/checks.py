@@ -93,9 +93,10 @@ def run_write(
     return load
 
 
-def run_read(wrk: Wrk, scenario: Scenario, server: Server, db: Path | None, duration: float) -> Load:
+def run_read(wrk: Wrk, scenario: Scenario, server: Server, db: Path | None, duration: float,
+             token: str | None = None) -> Load:
     before = db_counts(db) if db else None
-    load = wrk.run(scenario.key, server.base + scenario.path, scenario.script, duration, scenario.args)
+    load = wrk.run(scenario.key, server.base + scenario.path, scenario.script, duration, scenario.args, token=token)
     unexpected = set(load.statuses) - {str(scenario.expect)}
     if unexpected or not load.answered:
         raise BenchmarkFailed(f"{scenario.label}: expected only {scenario.expect}, got {load.statuses}")

@@ -31,6 +31,13 @@ def cli(database: Path, *args: str, stdout=subprocess.DEVNULL) -> subprocess.Com
     )
 
 
+def named_token(database: Path) -> str:
+    """A named operator token, created with the CLI."""
+    created = cli(database, "token", "create", "--name", "bench-operator", "--scope", "operator",
+                  stdout=subprocess.PIPE)
+    return json.loads(created.stdout)["token"]
+
+
 def remove_db(path: Path) -> None:
     for suffix in ("", "-wal", "-shm", ".ids"):
         Path(str(path) + suffix).unlink(missing_ok=True)

@@ -69,8 +69,11 @@ class Wrk:
         args: dict,
         limit: int | None = None,
         threads: int | None = None,
+        token: str | None = None,
     ) -> Load:
+        """token: another X-Admin-Token than the run's (a named one)."""
         threads = threads or self.threads
+        token = token or self.token
         script_args = {"nthreads": threads, **args}
         if limit is not None:
             script_args["limit"] = limit
@@ -89,14 +92,14 @@ class Wrk:
             "--timeout",
             "10s",
             "-H",
-            f"X-Admin-Token: {self.token}",
+            f"X-Admin-Token: {token}",
             "-s",
             str(WRK_DIR / script),
             url,
             "--",
             *(f"{k}={v}" for k, v in script_args.items()),
         ]
-        self.commands[key] = shell(command, self.token)
+        self.commands[key] = shell(command, token)
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         stopped, lines, interrupter = set(), [], None
         for line in process.stdout:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from checks import WritePool, run_read, run_write
 from common import API, BODY, DEEP_ROWS, BenchmarkFailed, log
-from databases import webhook_endpoint
+from databases import named_token, webhook_endpoint
 from load import Load, Wrk, shell
 from machine import loadavg
 from scenarios import CEILING, Scenario, deep_cursor, table
@@ -57,6 +57,7 @@ def run_load(
     dbs = {**dbs, "ceiling": None}
 
     wrk = Wrk(token, args.connections, args.threads)
+    named = named_token(large_db) if any(s.named_token for s in scenarios) else None
     budget = int(args.duration * 8000)
     drain = f"{API}/payouts/{failed_id}/failed"
 
@@ -65,7 +66,8 @@ def run_load(
         if scenario.writes:
             with webhook_endpoint(large_db) if scenario.webhook else contextlib.nullcontext():
                 return run_write(wrk, scenario, server, large_db, pool, duration, work, budget, drain)
-        return run_read(wrk, scenario, server, dbs[scenario.server], duration)
+        return run_read(wrk, scenario, server, dbs[scenario.server], duration,
+                        token=named if scenario.named_token else None)
 
     rounds = run_rounds(one, scenarios, args.rounds, args.duration)
     results["load"] = summarize(rounds, CEILING, scenarios, small_label, large_label)

@@ -11,7 +11,7 @@ import pytest
 import webtest
 
 from helpers import POSTGRES_URL, TOKEN, PostgresAdmin
-from triport_payouts import create_app
+from triport_payouts import cli, create_app
 from triport_payouts.db import open_database
 from triport_payouts.repository import Repository
 
@@ -110,3 +110,15 @@ def bare_client(tmp_path):
     yield webtest.TestApp(bare, lint=True)
     bare.repository.db.close()
 
+
+@pytest.fixture
+def run(database_url, capsys):
+    """run(*argv) -> (exit status, stdout, stderr) of cli.main on the test
+    database (a module whose commands need the schema requests repo too)."""
+
+    def run(*argv):
+        code = cli.main(list(argv), {"TRIPORT_DATABASE": database_url})
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

@@ -28,14 +28,8 @@ PAYOUT_KEYS = {"id", "user_id", "amount", "currency", "destination", "status", "
 
 
 @pytest.fixture
-def run(repo, database_url, capsys):
-    """run(*argv) -> (exit status, stdout, stderr) of cli.main on the test database."""
-
-    def run(*argv):
-        code = cli.main(list(argv), {"TRIPORT_DATABASE": database_url})
-        out, err = capsys.readouterr()
-        return code, out, err
-
+def run(repo, run):
+    """conftest's run, on a database with the schema."""
     return run
 
 

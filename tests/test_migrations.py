@@ -37,16 +37,6 @@ LATEST = SCHEMA_VERSION
 USERS = "/v1/admin/referrals/users"
 
 
-@pytest.fixture
-def run(database_url, capsys):
-    """run(*argv) -> (exit status, stdout, stderr) of cli.main on the test database."""
-
-    def run(*argv):
-        code = cli.main(list(argv), {"TRIPORT_DATABASE": database_url})
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 @pytest.fixture

@@ -24,14 +24,8 @@ BAD_ID = "not-a-uuid"
 
 
 @pytest.fixture
-def run(database_url, repo, capsys):
-    """run(*argv) -> (exit code, stdout, stderr) of the command line on the test database."""
-
-    def run(*argv):
-        code = cli.main(list(argv), {"TRIPORT_DATABASE": database_url})
-        out, err = capsys.readouterr()
-        return code, out, err
-
+def run(repo, run):
+    """conftest's run, on a database with the schema."""
     return run
 
 

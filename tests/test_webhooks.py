@@ -364,14 +364,8 @@ def test_copy_data_refuses_a_target_with_an_endpoint(repo, tmp_path):
 
 
 @pytest.fixture
-def run(database_url, repo, capsys):
-    """run(*argv) -> (exit status, stdout, stderr) of cli.main on the test database."""
-
-    def run(*argv):
-        status = cli.main(list(argv), environ={"TRIPORT_DATABASE": database_url})
-        out, err = capsys.readouterr()
-        return status, out, err
-
+def run(repo, run):
+    """conftest's run, on a database with the schema."""
     return run
 
 

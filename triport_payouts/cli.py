@@ -12,12 +12,12 @@ import argparse
 import datetime
 import getpass
 import io
-import json
 import os
 import re
 import sys
 
 from . import audit, cli_tokens, cli_webhooks, demo, domain, export, gunicorn_conf, idempotency, writes
+from .cli_parts import print_json
 from .config import Config
 from .db import (
     DatabaseUnavailable,
@@ -75,10 +75,6 @@ def _usage_error(exc: Exception) -> int:
     return 2
 
 
-def _print_json(value) -> None:
-    print(json.dumps(value, ensure_ascii=False))
-
-
 def _actor() -> str | None:
     try:
         return getpass.getuser()
@@ -93,13 +89,13 @@ def cmd_migrate(args, repo, config):
 
 
 def cmd_credit(args, repo, config):
-    _print_json(writes.credit(repo, {
+    print_json(writes.credit(repo, {
         "user_id": args.user_id, "amount": args.amount, "currency": args.currency, "note": args.note,
     }))
 
 
 def cmd_create_payout(args, repo, config):
-    _print_json(writes.create_payout(repo, {
+    print_json(writes.create_payout(repo, {
         "user_id": args.user_id, "amount": args.amount, "currency": args.currency,
         "destination": args.destination,
     }, actor=_actor()))
@@ -108,7 +104,7 @@ def cmd_create_payout(args, repo, config):
 def cmd_cancel_payout(args, repo, config):
     payout_id = domain.parse_payout_id(args.id)
     repo.cancel_payout(payout_id, actor=_actor())
-    _print_json(repo.get_payout(payout_id))
+    print_json(repo.get_payout(payout_id))
 
 
 def cmd_seed_demo(args, repo, config):
@@ -161,7 +157,7 @@ def cmd_copy_data(args, repo, config):
         except unusable as exc:
             return _refuse(f"the source database: {first_line(exc)}")
         try:
-            _print_json(copy_database(Repository(source), repo))
+            print_json(copy_database(Repository(source), repo))
         except foreign as exc:
             return _refuse(f"the source database: {first_line(exc)}")
     finally:

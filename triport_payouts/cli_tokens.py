@@ -5,24 +5,20 @@ exit 1; a bad name or scope is a usage error, exit 2)."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from . import tokens
+from .cli_parts import group, print_json
 from .tokens import TokenStore
 
 
-def _print_json(value) -> None:
-    print(json.dumps(value, ensure_ascii=False))
-
-
 def cmd_create(args, repo, config):
-    _print_json(TokenStore(repo.db).create(args.name, args.scope))
+    print_json(TokenStore(repo.db).create(args.name, args.scope))
 
 
 def cmd_list(args, repo, config):
     for token in TokenStore(repo.db).list():
-        _print_json(token)
+        print_json(token)
 
 
 def cmd_revoke(args, repo, config):
@@ -41,13 +37,7 @@ def _checked(check):
 
 def add_commands(command) -> None:
     """Adds ``token ...`` through cli's command(name, func, help)."""
-    parser = command("token", None, "manage named operator tokens (token SUBCOMMAND)")
-    subs = parser.add_subparsers(metavar="SUBCOMMAND", required=True)
-
-    def sub(name, func, help):
-        child = subs.add_parser(name, help=help, description=help)
-        child.set_defaults(command=func)
-        return child
+    sub = group(command, "token", "manage named operator tokens (token SUBCOMMAND)")
 
     create = sub("create", cmd_create,
                  "create a token; prints it as JSON with the token, shown this once (only its hash is kept)")

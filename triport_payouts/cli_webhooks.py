@@ -8,27 +8,23 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import logging
 import sys
 
 from . import delivery, webhooks
+from .cli_parts import group, print_json
 from .webhooks import Webhooks
-
-
-def _print_json(value) -> None:
-    print(json.dumps(value, ensure_ascii=False))
 
 
 def cmd_add(args, repo, config):
     url = webhooks.parse_url(args.url)
     events = webhooks.parse_events(args.events)
-    _print_json(Webhooks(repo.db).add(url, events))
+    print_json(Webhooks(repo.db).add(url, events))
 
 
 def cmd_list(args, repo, config):
     for endpoint in Webhooks(repo.db).endpoints():
-        _print_json(endpoint)
+        print_json(endpoint)
 
 
 def cmd_remove(args, repo, config):
@@ -37,7 +33,7 @@ def cmd_remove(args, repo, config):
 
 
 def cmd_rotate_secret(args, repo, config):
-    _print_json(Webhooks(repo.db).rotate_secret(args.id))
+    print_json(Webhooks(repo.db).rotate_secret(args.id))
 
 
 def cmd_enable(args, repo, config):
@@ -47,7 +43,7 @@ def cmd_enable(args, repo, config):
 
 def cmd_deliveries(args, repo, config):
     for row in Webhooks(repo.db).deliveries(endpoint_id=args.endpoint, failed=args.failed, limit=args.limit):
-        _print_json(row)
+        print_json(row)
 
 
 def cmd_redeliver(args, repo, config):
@@ -114,13 +110,7 @@ def _timeout(text: str) -> float:
 
 def add_commands(command) -> None:
     """Adds ``webhook ...`` and ``deliver`` through cli's command(name, func, help)."""
-    parser = command("webhook", None, "manage webhook endpoints and their deliveries (webhook SUBCOMMAND)")
-    subs = parser.add_subparsers(metavar="SUBCOMMAND", required=True)
-
-    def sub(name, func, help):
-        child = subs.add_parser(name, help=help, description=help)
-        child.set_defaults(command=func)
-        return child
+    sub = group(command, "webhook", "manage webhook endpoints and their deliveries (webhook SUBCOMMAND)")
 
     add = sub("add", cmd_add, "register an endpoint; prints it as JSON with its secret, shown this once")
     add.add_argument("url", help="an http:// or https:// URL")
