@@ -240,7 +240,7 @@ describe("errors", () => {
       const Kind = errorClassFor(tag);
       assert.ok(Kind !== TriportError && Kind.prototype instanceof TriportError && Kind.tag === tag);
       assert.equal(sdk[Kind.name], Kind);
-      assert.ok([400, 401, 404, 405, 409, 422, 500, 503].includes(Kind.status), tag);
+      assert.ok([400, 401, 403, 404, 405, 409, 422, 500, 503].includes(Kind.status), tag);
       const error = new Kind("m");
       assert.deepEqual([error.name, error.status, error.tag, error instanceof Error], [Kind.name, Kind.status, tag, true]);
     }
