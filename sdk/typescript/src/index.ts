@@ -16,11 +16,11 @@
 
 export { TriportAdmin, DEFAULT_BASE_URL, type ClientOptions } from "./client.js";
 export type {
-  ActionOptions, Events, Feed, ListEventsParams, ListPayoutsParams, MarkFailedOptions, MarkSentOptions,
-  Payouts, Referrals, Users,
+  ActionOptions, CreateCreditParams, CreatePayoutParams, Credits, Events, Feed, ListEventsParams,
+  ListPayoutsParams, MarkFailedOptions, MarkSentOptions, Payouts, Referrals, Users,
 } from "./resources.js";
 export type { Fetch } from "./transport.js";
-export type { Balance, EventType, FeedEvent, Payout, PayoutEvent, PayoutStatus, UserView } from "./types.js";
+export type { Balance, Credit, EventType, FeedEvent, Payout, PayoutEvent, PayoutStatus, UserView } from "./types.js";
 export {
   AdminTokenInvalid, AdminTokenUnset, DatabaseUnavailable, ERROR_CLASSES, Forbidden, IdempotencyKeyInUse,
   IdempotencyKeyReused, InsufficientBalance, Internal, InvalidActor, InvalidAmount, InvalidCurrency, InvalidCursor,
