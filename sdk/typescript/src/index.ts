@@ -7,6 +7,8 @@
  * const admin = new TriportAdmin({ adminToken: process.env.TRIPORT_ADMIN_TOKEN! });
  * await admin.referrals.payouts.markFailed(payoutId, { reason: "destination wallet rejected the transfer" });
  * for await (const payout of admin.referrals.payouts.list({ status: "requested" })) { ... }
+ * // with a token of scope system: credits.create, payouts.create and payouts.cancel
+ * const payout = await admin.referrals.payouts.create({ userId: "alice", amount: "20.00", currency: "USDT", destination: "0xA11CE" });
  * ```
  *
  * Every API error tag is a class extending `TriportError` (`.status`,

@@ -75,7 +75,9 @@ export interface ListEventsParams {
  */
 function amountOf(value: unknown): string {
   if (typeof value !== "string") {
-    throw new TypeError(`amount must be a string such as "12.50", not a ${typeof value}: a float cannot say an amount exactly`);
+    const given = typeof value === "number" ? `the number ${value} (a float cannot say an amount exactly)`
+      : value === null || value === undefined ? String(value) : `a ${typeof value}`;
+    throw new TypeError(`amount must be a string such as "12.50", not ${given}`);
   }
   return value;
 }
