@@ -124,6 +124,30 @@ export class AdminTokenInvalid extends TriportError {
   static override readonly tag = "admin_token_invalid";
 }
 
+/** amount is not a positive decimal string (a JSON number is refused: it may have been rounded). */
+export class InvalidAmount extends TriportError {
+  static override readonly status = 400;
+  static override readonly tag = "invalid_amount";
+}
+
+/** currency is not 2 to 10 upper-case letters or digits, starting with a letter. */
+export class InvalidCurrency extends TriportError {
+  static override readonly status = 400;
+  static override readonly tag = "invalid_currency";
+}
+
+/** destination is not 1 to 256 printable characters. */
+export class InvalidDestination extends TriportError {
+  static override readonly status = 400;
+  static override readonly tag = "invalid_destination";
+}
+
+/** The token is valid, but its scope does not cover this call. */
+export class Forbidden extends TriportError {
+  static override readonly status = 403;
+  static override readonly tag = "forbidden";
+}
+
 /** No route has that path. */
 export class NotFound extends TriportError {
   static override readonly status = 404;
@@ -152,6 +176,12 @@ export class MethodNotAllowed extends TriportError {
 export class PayoutNotActionable extends TriportError {
   static override readonly status = 409;
   static override readonly tag = "payout_not_actionable";
+}
+
+/** The payout asked for is more than the user's available balance in that currency. */
+export class InsufficientBalance extends TriportError {
+  static override readonly status = 409;
+  static override readonly tag = "insufficient_balance";
 }
 
 /** The first request with this Idempotency-Key is still running. */
@@ -201,10 +231,10 @@ export const ERROR_CLASSES: Readonly<Record<string, typeof TriportError>> = Obje
   Object.fromEntries(
     [
       InvalidPayoutId, InvalidActor, InvalidJson, InvalidTxHash, InvalidStatus, InvalidUserId,
-      InvalidLimit, InvalidCursor, InvalidType, InvalidIdempotencyKey, AdminTokenUnset,
-      AdminTokenInvalid, NotFound, PayoutNotFound, UserNotFound, MethodNotAllowed,
-      PayoutNotActionable, IdempotencyKeyInUse, IdempotencyKeyReused, Internal,
-      DatabaseUnavailable, StorageFull, SchemaOutdated, SchemaTooNew,
+      InvalidLimit, InvalidCursor, InvalidType, InvalidIdempotencyKey, InvalidAmount, InvalidCurrency,
+      InvalidDestination, AdminTokenUnset, AdminTokenInvalid, Forbidden, NotFound, PayoutNotFound,
+      UserNotFound, MethodNotAllowed, PayoutNotActionable, InsufficientBalance, IdempotencyKeyInUse,
+      IdempotencyKeyReused, Internal, DatabaseUnavailable, StorageFull, SchemaOutdated, SchemaTooNew,
     ].map((kind) => [kind.tag, kind]),
   ),
 );

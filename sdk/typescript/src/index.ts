@@ -7,6 +7,8 @@
  * const admin = new TriportAdmin({ adminToken: process.env.TRIPORT_ADMIN_TOKEN! });
  * await admin.referrals.payouts.markFailed(payoutId, { reason: "destination wallet rejected the transfer" });
  * for await (const payout of admin.referrals.payouts.list({ status: "requested" })) { ... }
+ * // with a token of scope system: credits.create, payouts.create and payouts.cancel
+ * const payout = await admin.referrals.payouts.create({ userId: "alice", amount: "20.00", currency: "USDT", destination: "0xA11CE" });
  * ```
  *
  * Every API error tag is a class extending `TriportError` (`.status`,
@@ -16,17 +18,18 @@
 
 export { TriportAdmin, DEFAULT_BASE_URL, type ClientOptions } from "./client.js";
 export type {
-  ActionOptions, Events, Feed, ListEventsParams, ListPayoutsParams, MarkFailedOptions, MarkSentOptions,
-  Payouts, Referrals, Users,
+  ActionOptions, CreateCreditParams, CreatePayoutParams, Credits, Events, Feed, ListEventsParams,
+  ListPayoutsParams, MarkFailedOptions, MarkSentOptions, Payouts, Referrals, Users,
 } from "./resources.js";
 export type { Fetch } from "./transport.js";
-export type { Balance, EventType, FeedEvent, Payout, PayoutEvent, PayoutStatus, UserView } from "./types.js";
+export type { Balance, Credit, EventType, FeedEvent, Payout, PayoutEvent, PayoutStatus, UserView } from "./types.js";
 export {
-  AdminTokenInvalid, AdminTokenUnset, DatabaseUnavailable, ERROR_CLASSES, IdempotencyKeyInUse,
-  IdempotencyKeyReused, Internal, InvalidActor, InvalidCursor, InvalidIdempotencyKey, InvalidJson,
-  InvalidLimit, InvalidPayoutId, InvalidStatus, InvalidTxHash, InvalidType, InvalidUserId, MethodNotAllowed,
-  NotFound, PayoutNotActionable, PayoutNotFound, SchemaOutdated, SchemaTooNew, StorageFull, TransportError,
-  TriportError, UserNotFound, errorClassFor, type ErrorDetails,
+  AdminTokenInvalid, AdminTokenUnset, DatabaseUnavailable, ERROR_CLASSES, Forbidden, IdempotencyKeyInUse,
+  IdempotencyKeyReused, InsufficientBalance, Internal, InvalidActor, InvalidAmount, InvalidCurrency, InvalidCursor,
+  InvalidDestination, InvalidIdempotencyKey, InvalidJson, InvalidLimit, InvalidPayoutId, InvalidStatus,
+  InvalidTxHash, InvalidType, InvalidUserId, MethodNotAllowed, NotFound, PayoutNotActionable, PayoutNotFound,
+  SchemaOutdated, SchemaTooNew, StorageFull, TransportError, TriportError, UserNotFound, errorClassFor,
+  type ErrorDetails,
 } from "./errors.js";
 export * as webhooks from "./webhooks.js";
 export { WebhookVerificationError } from "./webhooks.js";

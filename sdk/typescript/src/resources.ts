@@ -1,6 +1,6 @@
 /**
- * The calls: `admin.referrals.payouts`, `admin.referrals.users` and
- * `admin.referrals.events` (the change feed).
+ * The calls: `admin.referrals.payouts`, `admin.referrals.credits`,
+ * `admin.referrals.users` and `admin.referrals.events` (the change feed).
  *
  * Path segments are percent-encoded (`/` included); the server validates
  * every value and answers a malformed one with its own error class. A new
@@ -8,11 +8,12 @@
  */
 
 import type { Transport } from "./transport.js";
-import type { EventType, FeedEvent, Payout, PayoutEvent, PayoutStatus, UserView } from "./types.js";
+import type { Credit, EventType, FeedEvent, Payout, PayoutEvent, PayoutStatus, UserView } from "./types.js";
 
 const PAYOUTS = "/v1/admin/referrals/payouts";
 const USERS = "/v1/admin/referrals/users";
 const EVENTS = "/v1/admin/referrals/events";
+const CREDITS = "/v1/admin/referrals/credits";
 
 export interface ActionOptions {
   /** Sent as Idempotency-Key; by default a new one per call. Pass the one an error carried to retry that call safely. */
@@ -27,6 +28,28 @@ export interface MarkFailedOptions extends ActionOptions {
 export interface MarkSentOptions extends ActionOptions {
   /** The transfer's reference: 1 to 256 printable characters. */
   txHash: string;
+}
+
+export interface CreateCreditParams {
+  /** 1 to 128 printable characters, no `/`. */
+  userId: string;
+  /** A positive decimal string such as "25.50"; a number is refused before sending. */
+  amount: string;
+  /** 2 to 10 upper-case letters or digits, starting with a letter ("USDT"). */
+  currency: string;
+  /** Any text, kept with the credit. */
+  note?: string | null;
+}
+
+export interface CreatePayoutParams {
+  /** 1 to 128 printable characters, no `/`. */
+  userId: string;
+  /** A positive decimal string such as "20.00"; a number is refused before sending. */
+  amount: string;
+  /** 2 to 10 upper-case letters or digits, starting with a letter ("USDT"). */
+  currency: string;
+  /** Where to send it: 1 to 256 printable characters. */
+  destination: string;
 }
 
 export interface ListPayoutsParams {
@@ -45,6 +68,20 @@ export interface ListEventsParams {
   limit?: number;
 }
 
+/**
+ * An amount as the API takes it: a string, sent as given. A number is
+ * refused here, before anything is sent: a float cannot say most amounts
+ * exactly (0.1 + 0.2 !== 0.3), and the server would refuse it anyway.
+ */
+function amountOf(value: unknown): string {
+  if (typeof value !== "string") {
+    const given = typeof value === "number" ? `the number ${value} (a float cannot say an amount exactly)`
+      : value === null || value === undefined ? String(value) : `a ${typeof value}`;
+    throw new TypeError(`amount must be a string such as "12.50", not ${given}`);
+  }
+  return value;
+}
+
 function segment(value: string, name: string): string {
   if (typeof value !== "string" || value === "") {
     throw new TypeError(`${name} must be a non-empty string`);
@@ -54,22 +91,26 @@ function segment(value: string, name: string): string {
 
 export class Referrals {
   readonly payouts: Payouts;
+  readonly credits: Credits;
   readonly users: Users;
   readonly events: Events;
 
   constructor(transport: Transport) {
     this.payouts = new Payouts(transport);
+    this.credits = new Credits(transport);
     this.users = new Users(transport);
     this.events = new Events(transport);
   }
 }
 
 /**
- * Referral payouts: the three operator actions and the reads.
+ * Referral payouts: the three operator actions, payout requests and their
+ * cancellation, and the reads.
  *
- * The actions resolve `true` once the server answered `{"ok": true}`; any
- * refusal rejects with the `TriportError` subclass of its tag (e.g.
- * `PayoutNotActionable`).
+ * The actions (and `cancel`) resolve `true` once the server answered
+ * `{"ok": true}`; any refusal rejects with the `TriportError` subclass of its
+ * tag (e.g. `PayoutNotActionable`). Every call that writes sends one
+ * Idempotency-Key, the same on each retry.
  */
 export class Payouts {
   readonly #transport: Transport;
@@ -92,6 +133,24 @@ export class Payouts {
   /** requested -> processing. */
   markProcessing(payoutId: string, options: ActionOptions = {}): Promise<boolean> {
     return this.#act(payoutId, "processing", {}, options.idempotencyKey);
+  }
+
+  /** requested -> cancelled: the amount is available again (scope `system`). */
+  cancel(payoutId: string, options: ActionOptions = {}): Promise<boolean> {
+    return this.#act(payoutId, "cancel", {}, options.idempotencyKey);
+  }
+
+  /**
+   * A payout request (status `requested`), as the server created it;
+   * `InsufficientBalance` past the user's available balance (scope
+   * `system`). Retried with one key, so an answer lost in transit is
+   * replayed, never a second payout. A number `amount` rejects with a
+   * TypeError before anything is sent.
+   */
+  async create(params: CreatePayoutParams, options: ActionOptions = {}): Promise<Payout> {
+    const { userId, amount, currency, destination } = params;
+    const body = { user_id: userId, amount: amountOf(amount), currency, destination };
+    return this.#transport.post<Payout>(PAYOUTS, body, options.idempotencyKey);
   }
 
   async #act(payoutId: string, action: string, body: object, idempotencyKey?: string): Promise<boolean> {
@@ -130,6 +189,27 @@ export class Payouts {
 interface PayoutPage {
   payouts: Payout[];
   next_cursor: string | null;
+}
+
+/** Referral earnings (scope `system`). */
+export class Credits {
+  readonly #transport: Transport;
+
+  constructor(transport: Transport) {
+    this.#transport = transport;
+  }
+
+  /**
+   * Records earnings; resolves the credit as the server created it. Retried
+   * with one key, so an answer lost in transit credits once. A number
+   * `amount` rejects with a TypeError before anything is sent.
+   */
+  async create(params: CreateCreditParams, options: ActionOptions = {}): Promise<Credit> {
+    const { userId, amount, currency, note } = params;
+    const body: Record<string, string> = { user_id: userId, amount: amountOf(amount), currency };
+    if (note !== undefined && note !== null) body["note"] = note;
+    return this.#transport.post<Credit>(CREDITS, body, options.idempotencyKey);
+  }
 }
 
 export class Users {

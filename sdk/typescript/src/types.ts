@@ -31,9 +31,21 @@ export interface PayoutEvent {
   to_status: PayoutStatus;
   reason: string | null;
   tx_hash: string | null;
-  /** X-Admin-Actor, the command-line user, or null. */
+  /** The named token's name; with the environment's token, its X-Admin-Actor; the command-line user; or null. */
   actor: string | null;
+  /** With a named token, the X-Admin-Actor it sent: whom its holder acted for. Else null. */
+  on_behalf_of: string | null;
   at: string;
+}
+
+/** Earnings credited to a user, as `credits.create` resolves them. */
+export interface Credit {
+  id: string;
+  user_id: string;
+  amount: string;
+  currency: string;
+  note: string | null;
+  created_at: string;
 }
 
 export interface Balance {
@@ -62,7 +74,10 @@ export interface FeedEvent {
   to_status: PayoutStatus;
   reason: string | null;
   tx_hash: string | null;
+  /** As on PayoutEvent: the named token's name, else X-Admin-Actor, the command-line user, or null. */
   actor: string | null;
+  /** With a named token, the X-Admin-Actor it sent; else null. */
+  on_behalf_of: string | null;
   /** The payout as the list shows it, right after this change. */
   payout: Payout;
 }

@@ -92,6 +92,28 @@ describe("what is sent", () => {
     assert.notEqual(processing.headers.get("idempotency-key"), failed.headers.get("idempotency-key"));
   });
 
+  test("the writes: snake_case bodies, a note only when given, one key per call or the caller's", async () => {
+    const { fetch, calls } = fakeFetch([json(201, { id: "c1" }), json(201, { id: "c2" }), json(201, { id: ID }), OK]);
+    const { credits, payouts } = admin(fetch).referrals;
+    assert.deepEqual(await credits.create({ userId: "alice", amount: "25.50", currency: "USDT", note: "november" }), { id: "c1" });
+    await credits.create({ userId: "alice", amount: "1.00", currency: "USDT", note: null }, { idempotencyKey: "credit-1" });
+    assert.deepEqual(await payouts.create({ userId: "alice", amount: "20.00", currency: "USDT", destination: "0xA11CE" }), { id: ID });
+    assert.equal(await payouts.cancel(ID, { idempotencyKey: "cancel-1" }), true);
+    assert.deepEqual(calls.map((c) => [c.method, c.url.replace("http://api.test/v1/admin/referrals", ""), c.body]), [
+      ["POST", "/credits", '{"user_id":"alice","amount":"25.50","currency":"USDT","note":"november"}'],
+      ["POST", "/credits", '{"user_id":"alice","amount":"1.00","currency":"USDT"}'],
+      ["POST", "/payouts", '{"user_id":"alice","amount":"20.00","currency":"USDT","destination":"0xA11CE"}'],
+      ["POST", `/payouts/${ID}/cancel`, "{}"],
+    ]);
+    assert.match(calls[0].headers.get("idempotency-key"), /^[0-9a-f-]{36}$/);
+    assert.equal(calls[1].headers.get("idempotency-key"), "credit-1");
+    assert.notEqual(calls[2].headers.get("idempotency-key"), calls[0].headers.get("idempotency-key"));
+    assert.equal(calls[3].headers.get("idempotency-key"), "cancel-1");
+    await assert.rejects(credits.create({ userId: "alice", amount: 0.1 + 0.2, currency: "USDT" }), TypeError);
+    await assert.rejects(payouts.cancel(""), TypeError);
+    assert.equal(calls.length, 4);
+  });
+
   test("reads: filters in the query, none when unset, path segments encoded", async () => {
     const { fetch, calls } = fakeFetch([json(200, { payouts: [], next_cursor: null, events: [] })]);
     const client = admin(fetch);
@@ -240,7 +262,7 @@ describe("errors", () => {
       const Kind = errorClassFor(tag);
       assert.ok(Kind !== TriportError && Kind.prototype instanceof TriportError && Kind.tag === tag);
       assert.equal(sdk[Kind.name], Kind);
-      assert.ok([400, 401, 404, 405, 409, 422, 500, 503].includes(Kind.status), tag);
+      assert.ok([400, 401, 403, 404, 405, 409, 422, 500, 503].includes(Kind.status), tag);
       const error = new Kind("m");
       assert.deepEqual([error.name, error.status, error.tag, error instanceof Error], [Kind.name, Kind.status, tag, true]);
     }

@@ -55,6 +55,11 @@ export async function makePayout(database, user, amount = "10.00", currency = "U
   return payout.id;
 }
 
+/** A named token of `scope` made by `triport-payouts token create` on `database`; its secret (tpk_...). */
+export async function createToken(database, name, scope) {
+  return JSON.parse(await cli(database, "token", "create", "--name", name, "--scope", scope)).token;
+}
+
 /** A user id no other test uses. */
 export function uniqueUser(name) {
   return `${name}-${randomUUID().slice(0, 8)}`;

@@ -1,20 +1,21 @@
 // The client against a live gunicorn, the same tests on each backend: every
-// method, every error class a running server with a good database produces,
-// paging, and retries that replay the first answer through a FlakyProxy that
-// loses answers on purpose.
+// method (the writes with a named token of scope system), every error class a
+// running server with a good database produces, paging, and retries that
+// replay the first answer through a FlakyProxy that loses answers on purpose.
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { inspect } from "node:util";
 import { after, before, describe, test } from "node:test";
 import {
-  AdminTokenInvalid, IdempotencyKeyReused, InvalidActor, InvalidCursor, InvalidIdempotencyKey, InvalidJson,
-  InvalidLimit, InvalidPayoutId, InvalidStatus, InvalidTxHash, InvalidType, InvalidUserId, MethodNotAllowed,
-  NotFound, PayoutNotActionable, PayoutNotFound, TransportError, TriportAdmin, TriportError, UserNotFound,
+  AdminTokenInvalid, Forbidden, IdempotencyKeyReused, InsufficientBalance, InvalidActor, InvalidAmount,
+  InvalidCurrency, InvalidCursor, InvalidDestination, InvalidIdempotencyKey, InvalidJson, InvalidLimit,
+  InvalidPayoutId, InvalidStatus, InvalidTxHash, InvalidType, InvalidUserId, MethodNotAllowed, NotFound,
+  PayoutNotActionable, PayoutNotFound, TransportError, TriportAdmin, TriportError, UserNotFound,
 } from "../dist/esm/index.js";
 import { FlakyProxy, answer } from "./flaky-proxy.mjs";
 import {
-  FAST, Server, TOKEN, cli, client, collect, makePayout, scratchDir, sleep, transitions, uniqueUser,
+  FAST, Server, TOKEN, cli, client, collect, createToken, makePayout, scratchDir, sleep, transitions, uniqueUser,
 } from "./harness.mjs";
 
 const IN_USE = answer(409, { error: "idempotency_key_in_use" });
@@ -23,13 +24,18 @@ const UNAVAILABLE = answer(503, { error: "database_unavailable" });
 /** `setup()` gives {database, drop?} or {skip: reason}. */
 export function liveSuite(backend, setup) {
   return describe(`the client against a live server on ${backend}`, async () => {
-    let server, database, drop;
+    let server, database, drop, systemToken, readToken;
     const dir = scratchDir();
     const proxies = [];
 
     before(async () => {
       ({ database, drop } = await setup());
-      server = await Server.start({ database, log: join(dir, "gunicorn.log") });
+      // The server finds a token made after its start too; made side by side, they cost no time.
+      [server, systemToken, readToken] = await Promise.all([
+        Server.start({ database, log: join(dir, "gunicorn.log") }),
+        createToken(database, "billing-service", "system"),
+        createToken(database, "auditor", "read"),
+      ]);
     });
 
     after(async () => {
@@ -56,6 +62,8 @@ export function liveSuite(backend, setup) {
     });
     const historyOf = async (id) => transitions(await client(server.url).referrals.payouts.events(id));
     const cents = (amount) => Math.round(Number(amount) * 100);
+    const usdt = async (who) => (await client(server.url).referrals.users.get(who)).balances
+      .filter((b) => b.currency === "USDT").map((b) => [b.earned, b.reserved, b.available].map(cents))[0];
 
     test("every method, against the live server", async () => {
       const [sent, failed] = owned(1);
@@ -81,6 +89,7 @@ export function liveSuite(backend, setup) {
         [[null, "requested"], ["requested", "processing"], ["processing", "sent"]]);
       assert.equal(events.at(-1).tx_hash, "0xabc");
       assert.deepEqual(new Set(events.slice(1).map((e) => e.actor)), new Set(["ops@example.com"]));
+      assert.ok(events.every((e) => e.on_behalf_of === null)); // the environment's token: the actor is as sent
       const [failure] = transitions(await payouts.events(failed));
       assert.deepEqual([failure.to_status, failure.reason], ["failed", "wallet rejected"]);
       assert.equal(transitions(await payouts.events(quiet))[0].reason, null);
@@ -104,6 +113,38 @@ export function liveSuite(backend, setup) {
       assert.equal(cents(usdt.reserved), 0);
       assert.equal(cents(usdt.available), cents(usdt.earned) - cents(usdt.sent));
       assert.deepEqual(view.payouts.map((p) => p.id), [failed, sent]);
+    });
+
+    test("the writes, with a named system token: credits, a payout request, its cancellation", async () => {
+      const who = uniqueUser("writer");
+      const system = client(server.url, { adminToken: systemToken, actor: "maria" });
+      const { credits, payouts } = system.referrals;
+
+      const credit = await credits.create({ userId: who, amount: "25.50", currency: "USDT", note: "november referrals" });
+      assert.match(credit.id, /^[0-9a-f-]{36}$/);
+      assert.deepEqual([credit.user_id, cents(credit.amount), credit.currency, credit.note],
+        [who, 2550, "USDT", "november referrals"]);
+      assert.equal(typeof credit.amount, "string");
+      const again = { userId: who, amount: "4.50", currency: "USDT" };
+      const plain = await credits.create(again, { idempotencyKey: `credit-${who}` });
+      assert.equal(plain.note, null);
+      // The same key and body later: the same credit, not a second one.
+      assert.deepEqual(await credits.create(again, { idempotencyKey: `credit-${who}` }), plain);
+      assert.deepEqual(await usdt(who), [3000, 0, 3000]);
+
+      const payout = await payouts.create({ userId: who, amount: "20.00", currency: "USDT", destination: "0xA11CE" });
+      assert.deepEqual([payout.user_id, cents(payout.amount), payout.currency, payout.destination, payout.status],
+        [who, 2000, "USDT", "0xA11CE", "requested"]);
+      assert.equal(typeof payout.amount, "string");
+      assert.deepEqual(await usdt(who), [3000, 2000, 1000]);
+
+      assert.equal(await payouts.cancel(payout.id), true);
+      assert.deepEqual(await usdt(who), [3000, 0, 3000]);
+      const history = await payouts.events(payout.id);
+      assert.deepEqual(history.map((e) => [e.from_status, e.to_status, e.actor, e.on_behalf_of]), [
+        [null, "requested", "billing-service", "maria"],
+        ["requested", "cancelled", "billing-service", "maria"], // the token's name, not the header's claim
+      ]);
     });
 
     test("user ids that need quoting reach the server intact", async () => {
@@ -139,6 +180,10 @@ export function liveSuite(backend, setup) {
       await payouts.markFailed(open, { reason: "first", idempotencyKey: key });
       // The one route the calls never use wrongly: a fetch that turns their GET into a DELETE.
       const deleting = client(flaky.url, { fetch: (url, init) => fetch(url, { ...init, method: "DELETE" }) });
+      const reader = client(flaky.url, { adminToken: readToken }).referrals;
+      const { credits } = admin.referrals;
+      const nobody = uniqueUser("nobody");
+      const asked = { userId: nobody, amount: "1.00", currency: "USDT", destination: "0xdest" };
       const cases = [
         [() => payouts.markFailed("not-a-uuid"), InvalidPayoutId, 400],
         [() => payouts.events("42"), InvalidPayoutId, 400],
@@ -165,6 +210,19 @@ export function liveSuite(backend, setup) {
         [() => client(flaky.url, { adminToken: "wrong" }).referrals.users.get("alice"), AdminTokenInvalid, 401],
         [() => client(flaky.url, { adminToken: "" }).referrals.payouts.events(done), AdminTokenInvalid, 401],
         [() => deleting.referrals.users.get("alice"), MethodNotAllowed, 405],
+        [() => credits.create({ userId: nobody, amount: "-1.00", currency: "USDT" }), InvalidAmount, 400],
+        [() => credits.create({ userId: nobody, amount: "1e3", currency: "USDT" }), InvalidAmount, 400],
+        [() => credits.create({ userId: nobody, amount: "1.00", currency: "usdt" }), InvalidCurrency, 400],
+        [() => credits.create({ userId: "", amount: "1.00", currency: "USDT" }), InvalidUserId, 400],
+        [() => payouts.create({ ...asked, destination: "" }), InvalidDestination, 400],
+        [() => payouts.create(asked), InsufficientBalance, 409],
+        [() => payouts.cancel(done), PayoutNotActionable, 409],
+        [() => payouts.cancel(randomUUID()), PayoutNotFound, 404],
+        [() => payouts.cancel("not-a-uuid"), InvalidPayoutId, 400],
+        [() => reader.credits.create({ userId: nobody, amount: "1.00", currency: "USDT" }), Forbidden, 403],
+        [() => reader.payouts.create(asked), Forbidden, 403],
+        [() => reader.payouts.cancel(open), Forbidden, 403],
+        [() => reader.payouts.markProcessing(open), Forbidden, 403],
       ];
       for (const [call, Kind, status] of cases) {
         const before = flaky.requests.length;
@@ -174,13 +232,49 @@ export function liveSuite(backend, setup) {
         assert.deepEqual([error.status, error.tag, error.name], [status, Kind.tag, Kind.name]);
         assert.equal(flaky.requests.length, before + 1, `${Kind.name} was retried`);
         for (const shown of [String(error), error.message, inspect(error, { depth: 10, showHidden: true })]) {
-          assert.ok(!shown.includes(TOKEN), `the token in ${shown}`);
+          assert.ok(![TOKEN, readToken, systemToken].some((token) => shown.includes(token)), `a token in ${shown}`);
         }
       }
       // A refused action still names the key it sent, for a later safe retry.
       const refused = await payouts.markFailed(done).catch((e) => e);
       assert.ok(refused instanceof PayoutNotActionable);
       assert.equal(refused.idempotencyKey, flaky.requests.at(-1).headers["idempotency-key"]);
+      // The reader's token was refused before anything changed.
+      assert.deepEqual(transitions(await payouts.events(open)).map((e) => e.to_status), ["failed"]);
+    });
+
+    test("a number amount is refused with a TypeError, without a request", async () => {
+      const flaky = await proxy();
+      const { credits, payouts } = client(flaky.url, { adminToken: systemToken }).referrals;
+      const who = uniqueUser("float");
+      for (const amount of [12.5, 20, undefined, null]) {
+        await assert.rejects(credits.create({ userId: who, amount, currency: "USDT" }), TypeError);
+        await assert.rejects(payouts.create({ userId: who, amount, currency: "USDT", destination: "0xdest" }),
+          /amount must be a string/);
+      }
+      assert.equal(flaky.requests.length, 0);
+    });
+
+    test("a 201 lost in transit is replayed by the retry: one credit, one payout", async () => {
+      const who = uniqueUser("lost");
+      const flaky = await proxy(["drop", "forward", "drop"]); // the first answer of each create is lost
+      const { credits, payouts } = client(flaky.url, { adminToken: systemToken }).referrals;
+      const credit = await credits.create({ userId: who, amount: "15.00", currency: "USDT" });
+      assert.equal(credit.user_id, who);
+      const payout = await payouts.create({ userId: who, amount: "15.00", currency: "USDT", destination: "0xdest" });
+      assert.equal(payout.status, "requested");
+      // Two attempts each (more only if a loaded machine let one time out), one key and one body per call.
+      const keys = flaky.requests.map((r) => r.headers["idempotency-key"]);
+      assert.ok(flaky.requests.length >= 4);
+      assert.equal(new Set(keys).size, 2);
+      for (const key of new Set(keys)) {
+        const same = flaky.requests.filter((r) => r.headers["idempotency-key"] === key);
+        assert.ok(same.length >= 2);
+        assert.equal(new Set(same.map((r) => r.body)).size, 1);
+      }
+      const mine = await collect(client(server.url).referrals.payouts.list({ userId: who }));
+      assert.deepEqual(mine.map((p) => [p.id, p.status]), [[payout.id, "requested"]]);
+      assert.deepEqual(await usdt(who), [1500, 1500, 0]); // earned once, all of it reserved by the one payout
     });
 
     for (const loss of ["drop", "stall"]) {
