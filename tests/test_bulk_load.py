@@ -75,7 +75,8 @@ def test_a_load_into_an_empty_table_rebuilds_its_indexes_after_the_rows(fresh):
     seen = _statements(repo)
     demo.seed_demo(repo, 100, 2)
     for table, indexes in (("credits", ["credits_by_user"]),
-                           ("payouts", ["payouts_newest", "payouts_by_status", "payouts_by_user"])):
+                           ("payouts", ["payouts_newest", "payouts_by_status", "payouts_by_user",
+                                        "payouts_changed", "payouts_by_status_changed", "payouts_by_user_changed"])):
         drops = [i for i, sql in enumerate(seen) if sql in {f'DROP INDEX "{name}"' for name in indexes}]
         insert = next(i for i, sql in enumerate(seen) if sql.startswith(f"INSERT INTO {table} "))
         creates = [i for i, sql in enumerate(seen) if sql.startswith("CREATE INDEX") and f" ON {table} " in sql]
