@@ -12,6 +12,7 @@ import os
 from wsgiref.validate import validator
 
 from triport_payouts.handlers import DEFAULT_LIMIT, USER_VIEW_PAYOUTS
+from triport_payouts.repository import PageFilters
 
 TOKEN = "test-admin-token"
 AUTH = {"X-Admin-Token": TOKEN}
@@ -59,9 +60,10 @@ def move_to(repo, payout_id, status):
     assert repo.get_payout(payout_id)["status"] == status
 
 
-def list_payouts(repo, **page) -> tuple[list[dict], tuple | None]:
-    """repo.payout_page's payouts as dicts: (payouts, key of the last one if more follow)."""
-    texts, last = repo.payout_page(**{"limit": DEFAULT_LIMIT, **page})
+def list_payouts(repo, *, limit=DEFAULT_LIMIT, after=None, **filters) -> tuple[list[dict], tuple | None]:
+    """repo.payout_page's payouts as dicts: (payouts, key of the last one if more follow);
+    `filters` are PageFilters' fields."""
+    texts, last = repo.payout_page(PageFilters(**filters), limit=limit, after=after)
     return [json.loads(text) for text in texts], last
 
 

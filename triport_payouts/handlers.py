@@ -18,14 +18,16 @@ from .errors import (
     InvalidCursor,
     InvalidJson,
     InvalidLimit,
+    InvalidOrder,
     InvalidStatus,
+    InvalidTime,
     InvalidTxHash,
     InvalidType,
     InvalidUserId,
 )
 from .inputs import Action
 from .pagination import Cursors
-from .repository import Repository
+from .repository import ALL_PAYOUTS, PageFilters, Repository
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -72,6 +74,9 @@ def _act(services: Services, request: Action, action: str, **fields) -> http.Res
 
 # -- reads -----------------------------------------------------------------
 
+ORDERS = {"newest": False, "oldest": True}  # order= and whether it is oldest first
+
+
 def list_payouts(services: Services, query: dict[str, list[str]]) -> http.Response:
     status = _single(query, "status", InvalidStatus)
     if status is not None and status not in domain.STATUSES:
@@ -79,20 +84,43 @@ def list_payouts(services: Services, query: dict[str, list[str]]) -> http.Respon
     user_id = _single(query, "user_id", InvalidUserId)
     if user_id is not None and not domain.is_clean_text(user_id, domain.MAX_NAME_LENGTH):
         raise InvalidUserId()
+    order = _single(query, "order", InvalidOrder)
+    if order is not None and order not in ORDERS:
+        raise InvalidOrder()
+    filters = PageFilters(
+        status, user_id,
+        created_after=_time(query, "created_after"),
+        created_before=_time(query, "created_before", upper_bound=True),
+        updated_before=_time(query, "updated_before", upper_bound=True),
+        oldest=ORDERS[order or "newest"],
+    )
     limit = _limit(_single(query, "limit", InvalidLimit))
     cursor = _single(query, "cursor", InvalidCursor)
-    filters = (status, user_id)
+    # A cursor is signed over what it was issued for; the filters of the
+    # first release alone keep the form they had, so its cursors stay good.
+    signed = (status, user_id) if filters[2:] == ALL_PAYOUTS[2:] else tuple(filters)
     after = None
     if cursor is not None:
         try:
-            after = services.cursors.decode(cursor, filters)
+            after = services.cursors.decode(cursor, signed)
         except pagination.InvalidCursor:
             raise InvalidCursor() from None
-    page, last = services.repository.payout_page(status=status, user_id=user_id, limit=limit, after=after)
+    page, last = services.repository.payout_page(filters, limit=limit, after=after)
     return http.Response.json_text(200, http.json_members(
         ("payouts", http.json_array(page)),
-        ("next_cursor", http.encode(last and services.cursors.encode(last, filters))),
+        ("next_cursor", http.encode(last and services.cursors.encode(last, signed))),
     ))
+
+
+def _time(query: dict[str, list[str]], name: str, upper_bound: bool = False) -> str | None:
+    """An optional RFC 3339 time as stored (an exclusive upper bound rounds up: see domain.parse_time)."""
+    text = _single(query, name, InvalidTime)
+    if text is None:
+        return None
+    try:
+        return domain.parse_time(text, round_up=upper_bound)
+    except domain.InvalidField:
+        raise InvalidTime() from None
 
 
 def _single(query: dict[str, list[str]], name: str, error: Callable[[], Exception]) -> str | None:
