@@ -46,22 +46,34 @@ class Services:
 # -- the three actions: one code path --------------------------------------
 
 def mark_failed(services: Services, request: Action) -> http.Response:
-    reason = request.body.get("reason")
-    if reason is not None and not http.storable_text(reason):
-        raise InvalidJson()
-    return _act(services, request, "failed", reason=reason)
+    return _act(services, request, "failed", **action_fields("failed", request.body))
 
 
 def mark_sent(services: Services, request: Action) -> http.Response:
-    tx_hash = request.body.get("tx_hash")
-    # Printable text excludes NUL and lone surrogates: nothing either database refuses.
-    if not domain.is_clean_text(tx_hash, domain.MAX_REFERENCE_LENGTH):
-        raise InvalidTxHash()
-    return _act(services, request, "sent", tx_hash=tx_hash)
+    return _act(services, request, "sent", **action_fields("sent", request.body))
 
 
 def mark_processing(services: Services, request: Action) -> http.Response:
     return _act(services, request, "processing")
+
+
+def action_fields(action: str, body: dict) -> dict:
+    """What an action takes from its body, checked: {"reason": text or None}
+    for failed, {"tx_hash": text} for sent, {} otherwise. Raises InvalidJson
+    (a reason that is not storable text) or InvalidTxHash. Also the import's
+    check of each row (reconcile.py)."""
+    if action == "failed":
+        reason = body.get("reason")
+        if reason is not None and not http.storable_text(reason):
+            raise InvalidJson()
+        return {"reason": reason}
+    if action == "sent":
+        tx_hash = body.get("tx_hash")
+        # Printable text excludes NUL and lone surrogates: nothing either database refuses.
+        if not domain.is_clean_text(tx_hash, domain.MAX_REFERENCE_LENGTH):
+            raise InvalidTxHash()
+        return {"tx_hash": tx_hash}
+    return {}
 
 
 def _act(services: Services, request: Action, action: str, **fields) -> http.Response:
