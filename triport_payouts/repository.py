@@ -181,18 +181,17 @@ def page_clauses(filters: PageFilters, after: tuple[str, str] | None) -> dict[st
     the cursor's payout was inside it, so it adds nothing, and one bound a
     side keeps the page a single index range."""
     by_change = filters.updated_before is not None
-    starts_after_cursor = after is not None
+    # Newest first the cursor is the upper bound; oldest first the lower one.
+    cursor_is_upper = after is not None and not filters.oldest
+    cursor_is_lower = after is not None and filters.oldest
     clauses: dict[str, object] = {"status": filters.status, "user_id": filters.user_id}
     if by_change:
         clauses["created_after_row"] = filters.created_after
         clauses["created_before_row"] = filters.created_before
-        if not (starts_after_cursor and not filters.oldest):
-            clauses["updated_before"] = filters.updated_before
+        clauses["updated_before"] = None if cursor_is_upper else filters.updated_before
     else:
-        if not (starts_after_cursor and filters.oldest):
-            clauses["created_after"] = filters.created_after
-        if not (starts_after_cursor and not filters.oldest):
-            clauses["created_before"] = filters.created_before
+        clauses["created_after"] = None if cursor_is_lower else filters.created_after
+        clauses["created_before"] = None if cursor_is_upper else filters.created_before
     cursor = "after_changed" if by_change else "after"
     clauses[cursor + "_oldest" if filters.oldest else cursor] = after
     return {name: value for name, value in clauses.items() if value is not None}
@@ -271,7 +270,7 @@ class Repository:
         shape = (tuple(clauses), key, filters.oldest)
         sql = self._page_sql.get(shape)
         if sql is None:
-            # Made once per combination of filters (a few dozen at most).
+            # Made once per combination of filters, order and cursor (128 at most).
             sql = self._page_sql[shape] = self._dialect_sql(_page_sql(*shape))
         _, params = where(clauses)
         params.append(limit + 1)
