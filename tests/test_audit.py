@@ -3,6 +3,7 @@ broken on purpose is named."""
 
 from __future__ import annotations
 
+import datetime
 from decimal import Decimal
 
 import pytest
@@ -146,3 +147,43 @@ def test_a_payout_without_its_creation_event(repo, database_url, capsys):
         "payout ffffffff-0000-4000-8000-000000000000: events replay to nothing, status is requested",
         "audit failed: 1 violations in 1 payouts, 0 events, 1 credits",
     ])
+
+
+# -- stalled payouts: warnings, not violations ----------------------------------
+
+
+def _claimed_ago(repo, payout_id, hours):
+    """Moves a processing payout's last change `hours` back, as if claimed then."""
+    at = (datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=hours)).isoformat(
+        timespec="microseconds")[:-6] + "Z"
+    _execute(repo, "UPDATE payouts SET updated_at = ? WHERE id = ?", (at, payout_id))
+    return at
+
+
+def test_payouts_in_processing_too_long_are_warnings_with_their_count(walked, repo, make_payout, database_url,
+                                                                      capsys):
+    older = make_payout(amount="1.00")
+    repo.transition(older, "processing")
+    since = {older: _claimed_ago(repo, older, 50), walked["processing"]: _claimed_ago(repo, walked["processing"], 25)}
+    code, lines = _audit(database_url, capsys)
+    assert code == 0
+    assert lines == [
+        *(f"warning: payout {payout_id} in processing since {since[payout_id]} (over 24h):"
+          " check its transfer before settling it" for payout_id in (older, walked["processing"])),
+        "audit ok: 6 payouts, 12 events, 6 credits; 2 stalled in processing over 24h (warnings)",
+    ]
+    assert repo.get_payout(older)["status"] == "processing"  # never settled by the audit
+    code = cli.main(["audit", "--stalled-after", "2d"], {"TRIPORT_DATABASE": database_url})
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0 and len(lines) == 2 and lines[0].startswith(f"warning: payout {older} ")
+    assert lines[1].endswith("; 1 stalled in processing over 2d (warnings)")
+    assert cli.main(["audit", "--stalled-after", "60h"], {"TRIPORT_DATABASE": database_url}) == 0
+    assert capsys.readouterr().out == "audit ok: 6 payouts, 12 events, 6 credits\n"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.parametrize("value", ["0h", "24", "h", "1.5h", "-1h", "1w", "٣h", "99999999999d"])
+def test_a_bad_stalled_after_is_a_usage_error(repo, database_url, value, capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["audit", "--stalled-after", value], {"TRIPORT_DATABASE": database_url})
+    assert exited.value.code == 2

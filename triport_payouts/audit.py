@@ -6,16 +6,23 @@ streaming, and names every broken invariant.
 - a settled payout has exactly one terminal event; a sent one has a tx_hash;
 - every amount is positive, and no (user, currency) balance is negative;
 - no event points at a missing payout.
+
+It also warns of the payouts stalled in `processing` (claimed, and not
+settled since): not corruption, and never failed or cancelled here, since
+their money may have moved already; someone must look at each.
 """
 
 from __future__ import annotations
 
+import datetime
 import itertools
+import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from . import domain
-from .repository import Repository
+from .repository import PageFilters, Repository
 
 # Every (from, to) pair the transitions table allows, and the creation (from nothing).
 _MOVES: set[tuple[str | None, str]] = {
@@ -30,11 +37,16 @@ class Report:
     events: int = 0
     credits: int = 0
     violations: list[str] = field(default_factory=list)
+    stalled: list[dict] = field(default_factory=list)  # warnings: payouts in processing too long
 
 
-def audit(repo: Repository, report: Report | None = None) -> Report:
-    """Checks every invariant; returns the counts and the violations found."""
+def audit(repo: Repository, report: Report | None = None, *,
+          stalled_after: datetime.timedelta | None = None) -> Report:
+    """Checks every invariant and, given `stalled_after`, looks for payouts in
+    processing for longer; returns the counts, the violations and the stalled."""
     report = report or Report()
+    if stalled_after is not None:
+        report.stalled.extend(stalled(repo, domain.utc_in(-stalled_after)))
     balances: dict[tuple[str, str], domain.Balance] = {}
     with repo.snapshot() as snapshot:
         for user_id, currency, amount in snapshot.credits():
@@ -66,6 +78,18 @@ def audit(repo: Repository, report: Report | None = None) -> Report:
                 f" (earned {amounts['earned']}, reserved {amounts['reserved']}, sent {amounts['sent']})"
             )
     return report
+
+
+def stalled(repo: Repository, changed_before: str) -> Iterator[dict]:
+    """The payouts in processing whose last change is before `changed_before`,
+    stuck longest first: the list's stalled query, page by page."""
+    filters = PageFilters(status=domain.PROCESSING, updated_before=changed_before, oldest=True)
+    after = None
+    while True:
+        page, after = repo.payout_page(filters, limit=200, after=after)
+        yield from (json.loads(text) for text in page)
+        if after is None:
+            return
 
 
 def _check_payout(payout_id, status, tx_hash, events, report: Report) -> None:

@@ -122,10 +122,16 @@ def cmd_seed_demo(args, repo, config):
 
 
 def cmd_audit(args, repo, config):
-    report = audit.audit(repo)
+    stalled_after = args.stalled_after  # as written: 24h, 90m
+    report = audit.audit(repo, stalled_after=_duration(stalled_after))
     for line in report.violations:
         print(line)
+    for payout in report.stalled:
+        print(f"warning: payout {payout['id']} in processing since {payout['updated_at']}"
+              f" (over {stalled_after}): check its transfer before settling it")
     counts = f"{report.payouts} payouts, {report.events} events, {report.credits} credits"
+    if report.stalled:
+        counts += f"; {len(report.stalled)} stalled in processing over {stalled_after} (warnings)"
     if report.violations:
         print(f"audit failed: {len(report.violations)} violations in {counts}")
         return 1
@@ -239,6 +245,25 @@ def _payout_count(text: str) -> int:
     return value
 
 
+_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def _duration(text: str) -> datetime.timedelta:
+    """A whole number of seconds, minutes, hours or days: 90m, 24h, 2d."""
+    number, unit = text[:-1], text[-1:]
+    if unit not in _DURATION_UNITS or not (number.isascii() and number.isdigit()) or int(number) == 0:
+        raise argparse.ArgumentTypeError("a positive whole number and a unit, s, m, h or d: 90m, 24h, 2d")
+    try:
+        return datetime.timedelta(**{_DURATION_UNITS[unit]: int(number)})
+    except OverflowError:
+        raise argparse.ArgumentTypeError("too long") from None
+
+
+def _checked_duration(text: str) -> str:
+    _duration(text)
+    return text
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Operate a referral program's payouts.")
     commands = parser.add_subparsers(metavar="COMMAND", required=True)
@@ -273,8 +298,11 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--payouts", type=_payout_count, default=20, metavar="N")
     sub.add_argument("--users", type=_positive, default=5, metavar="M")
 
-    command("audit", cmd_audit,
-            "check the database's invariants; exit 1 with one line per violation")
+    sub = command("audit", cmd_audit,
+                  "check the database's invariants; exit 1 with one line per violation; warn of the"
+                  " payouts in processing for longer than --stalled-after (exit 0 for those alone)")
+    sub.add_argument("--stalled-after", type=_checked_duration, default="24h", metavar="D",
+                     help="e.g. 90m, 24h (the default), 2d")
 
     sub = command("export", cmd_export,
                   "stream payouts with their settlement for reconciliation (filters on the time of"
