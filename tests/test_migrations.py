@@ -302,7 +302,10 @@ def test_audit_passes_on_the_migrated_database(v1, run):
     code, out, err = run("audit")
     assert (code, err) == (0, "")
     events = v1.event_count() + len(v1.payouts)
-    assert out == f"audit ok: {len(v1.payouts)} payouts, {events} events, {len(v1.credits)} credits\n"
+    *warnings, summary = out.splitlines()
+    # Its payouts in processing were claimed long ago: stalled, a warning each (exit 0).
+    assert all(line.startswith("warning: payout ") for line in warnings)
+    assert summary.startswith(f"audit ok: {len(v1.payouts)} payouts, {events} events, {len(v1.credits)} credits")
 
 
 def test_the_feed_of_a_migrated_database_has_every_event_once(v1, run, make_client, database_url, raw):
