@@ -12,6 +12,7 @@ import os
 from wsgiref.validate import validator
 
 from triport_payouts.handlers import DEFAULT_LIMIT, USER_VIEW_PAYOUTS
+from triport_payouts.repository import PageFilters
 
 TOKEN = "test-admin-token"
 AUTH = {"X-Admin-Token": TOKEN}
@@ -60,9 +61,10 @@ def move_to(repo, payout_id, status):
     assert repo.get_payout(payout_id)["status"] == status
 
 
-def list_payouts(repo, **page) -> tuple[list[dict], tuple | None]:
-    """repo.payout_page's payouts as dicts: (payouts, key of the last one if more follow)."""
-    texts, last = repo.payout_page(**{"limit": DEFAULT_LIMIT, **page})
+def list_payouts(repo, *, limit=DEFAULT_LIMIT, after=None, **filters) -> tuple[list[dict], tuple | None]:
+    """repo.payout_page's payouts as dicts: (payouts, key of the last one if more follow);
+    `filters` are PageFilters' fields."""
+    texts, last = repo.payout_page(PageFilters(**filters), limit=limit, after=after)
     return [json.loads(text) for text in texts], last
 
 
@@ -179,10 +181,11 @@ def is_creation(event: dict) -> bool:
         None, "requested", None, None)
 
 
-def creation_of(payout_id: str) -> dict:
-    """What GET .../events shows of a payout's creation, but for its time."""
+def creation_of(payout_id: str, actor: str | None = None) -> dict:
+    """What GET .../events shows of a payout's creation, but for its time
+    (`actor`: who asked for it; the command line's user, or the repository's None)."""
     return {"payout_id": payout_id, "from_status": None, "to_status": "requested", "reason": None,
-            "tx_hash": None, "actor": None, "at": ANY, "on_behalf_of": None}
+            "tx_hash": None, "actor": actor, "at": ANY, "on_behalf_of": None}
 
 
 def transitions(events_or_repo, payout_id=None) -> list[dict]:

@@ -12,7 +12,7 @@ import pytest
 from helpers import list_payouts
 from triport_payouts import demo
 from triport_payouts.db import open_database
-from triport_payouts.repository import PAYOUT_COLUMNS, Repository
+from triport_payouts.repository import PAYOUT_COLUMNS, PageFilters, Repository
 
 
 def _indexes(path) -> list[tuple]:
@@ -55,10 +55,9 @@ FILTERS = list(itertools.product((None, "requested"), (None, "u"), (None, ("t", 
 def test_every_listing_reads_an_index_after_a_bulk_load(fresh, status, user_id, after):
     path, repo = fresh
     demo.seed_demo(repo, 500, 5)
-    flags = "".join("0" if value is None else "1" for value in (status, user_id, after))
-    params = [value for value in (status, user_id) if value is not None] + [*(after or ()), 51]
+    sql, params = repo.page_query(PageFilters(status, user_id), limit=50, after=after)
     with sqlite3.connect(path) as conn:
-        plan = " ".join(row[-1] for row in conn.execute("EXPLAIN QUERY PLAN " + repo._sql["list" + flags], params))
+        plan = " ".join(row[-1] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params))
     assert "USING INDEX payouts_" in plan or "USING COVERING INDEX payouts_" in plan, plan
     assert "TEMP B-TREE" not in plan, plan
 
@@ -75,7 +74,8 @@ def test_a_load_into_an_empty_table_rebuilds_its_indexes_after_the_rows(fresh):
     seen = _statements(repo)
     demo.seed_demo(repo, 100, 2)
     for table, indexes in (("credits", ["credits_by_user"]),
-                           ("payouts", ["payouts_newest", "payouts_by_status", "payouts_by_user"])):
+                           ("payouts", ["payouts_newest", "payouts_by_status", "payouts_by_user",
+                                        "payouts_changed", "payouts_by_status_changed", "payouts_by_user_changed"])):
         drops = [i for i, sql in enumerate(seen) if sql in {f'DROP INDEX "{name}"' for name in indexes}]
         insert = next(i for i, sql in enumerate(seen) if sql.startswith(f"INSERT INTO {table} "))
         creates = [i for i, sql in enumerate(seen) if sql.startswith("CREATE INDEX") and f" ON {table} " in sql]

@@ -5,6 +5,7 @@ answer. A FlakyProxy between client and server loses answers on purpose.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import time
@@ -40,8 +41,10 @@ from triport import (
     InvalidIdempotencyKey,
     InvalidJson,
     InvalidLimit,
+    InvalidOrder,
     InvalidPayoutId,
     InvalidStatus,
+    InvalidTime,
     InvalidTxHash,
     InvalidUserId,
     MethodNotAllowed,
@@ -149,6 +152,22 @@ def test_pages_are_followed_to_the_end(server, make_payout):
     assert len(cursors) == 2 + 3 and all("limit=" in target for target in cursors)
 
 
+@pytest.mark.live
+def test_the_queue_oldest_first_and_by_time(server, repo, make_payout):
+    ids = [make_payout("alice", "1.00") for _ in range(5)]
+    repo.transition(ids[1], "processing")
+    payouts = client(server.port).referrals.payouts
+    assert [p["id"] for p in payouts.list(order="oldest", limit=2)] == ids
+    second = repo.get_payout(ids[1])
+    after = datetime.datetime.fromisoformat(second["created_at"])
+    assert [p["id"] for p in payouts.list(created_after=after, order="oldest")] == ids[2:]
+    assert [p["id"] for p in payouts.list(created_before=second["created_at"])] == [ids[0]]
+    stalled = payouts.list(status="processing", updated_before=datetime.datetime.now(datetime.UTC))
+    assert [p["id"] for p in stalled] == [ids[1]]
+    with pytest.raises(ValueError):
+        payouts.list(updated_before=datetime.datetime.now())
+
+
 # -- every error class, live -------------------------------------------------
 
 @pytest.mark.live
@@ -174,6 +193,8 @@ def test_every_error_the_client_can_provoke(server, make_payout):
             (lambda: payouts.mark_failed(done, reason="r" * 5000), InvalidJson, 400),
             (lambda: payouts.list(status="lost"), InvalidStatus, 400),
             (lambda: payouts.list(limit=0), InvalidLimit, 400),
+            (lambda: payouts.list(order="asc"), InvalidOrder, 400),
+            (lambda: payouts.list(created_after="yesterday"), InvalidTime, 400),
             (lambda: payouts.list(limit=201), InvalidLimit, 400),
             (lambda: payouts.list(user_id="u" * 129), InvalidUserId, 400),
             (lambda: users.get("nobody"), UserNotFound, 404),

@@ -11,6 +11,7 @@ skip with the reason, except in CI (``CI=true``), where they must run.
 from __future__ import annotations
 
 import errno
+import getpass
 import json
 import logging
 import os
@@ -139,7 +140,8 @@ def test_a_server_on_a_full_disk_answers_storage_full_keeps_reading_and_recovers
             for path in reads:
                 status, body, _ = server.request("GET", path, headers=AUTH)
                 assert status == 200, (path, body)
-        assert server.request("GET", reads[0], headers=AUTH)[1]["events"] == [creation_of(payout)]
+        assert server.request("GET", reads[0], headers=AUTH)[1]["events"] == [
+            creation_of(payout, actor=getpass.getuser())]
         [listed] = server.request("GET", reads[1], headers=AUTH)[1]["payouts"]
         assert (listed["id"], listed["status"]) == (payout, "requested")
 

@@ -34,14 +34,16 @@ from triport_payouts.routing import ROUTES
 # Thousands of generated requests: part of `make test`, left out of `make test-fast`.
 pytestmark = pytest.mark.fuzz
 
-STATUSES = {200, 400, 401, 404, 405, 409, 422}
+STATUSES = {200, 201, 400, 401, 404, 405, 409, 422}
 TAGS = {
     400: {"invalid_payout_id", "invalid_actor", "invalid_json", "invalid_tx_hash", "invalid_status",
-          "invalid_limit", "invalid_cursor", "invalid_user_id", "invalid_idempotency_key"},
+          "invalid_limit", "invalid_cursor", "invalid_user_id", "invalid_idempotency_key", "invalid_type",
+          "invalid_order", "invalid_time", "invalid_bulk", "invalid_amount", "invalid_currency",
+          "invalid_destination"},
     401: {"admin_token_unset", "admin_token_invalid"},
     404: {"not_found", "payout_not_found", "user_not_found"},
     405: {"method_not_allowed"},
-    409: {"payout_not_actionable", "idempotency_key_in_use"},
+    409: {"payout_not_actionable", "idempotency_key_in_use", "insufficient_balance"},
     422: {"idempotency_key_reused"},
 }
 OPEN_PATHS = {route.template for route in ROUTES if route.right is None}

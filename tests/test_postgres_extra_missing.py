@@ -44,6 +44,8 @@ COMMANDS = {
     "copy-data": ["--from", "source.sqlite3"],
     "serve": ["--bind", "127.0.0.1:1", "--workers", "1"],
     "webhook": ["list"],
+    "token": ["list"],
+    "import-results": ["results.csv"],
     "deliver": ["--once"],
 }
 

@@ -16,7 +16,7 @@ import os
 import re
 import sys
 
-from . import audit, cli_tokens, cli_webhooks, demo, domain, export, gunicorn_conf, idempotency, writes
+from . import audit, cli_tokens, cli_webhooks, demo, domain, export, gunicorn_conf, idempotency, reconcile, writes
 from .cli_parts import print_json
 from .config import Config
 from .db import (
@@ -138,6 +138,35 @@ def cmd_export(args, repo, config):
     finally:
         out.flush()
         out.detach()
+
+
+def cmd_import_results(args, repo, config):
+    actor = _actor() if args.actor is None else args.actor
+    if actor is not None and not domain.is_clean_text(actor, domain.MAX_NAME_LENGTH):
+        return _usage_error(ValueError(f"--actor is 1 to {domain.MAX_NAME_LENGTH} printable characters"))
+    try:
+        with open(args.file, "rb") if args.file != "-" else _stdin() as stream:
+            rows = reconcile.read(stream.read())
+    except (OSError, reconcile.MalformedFile) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        return _usage_error(ValueError(f"{args.file}: {reason}; nothing was applied"))
+    counts = dict.fromkeys((reconcile.APPLIED, reconcile.UNCHANGED, reconcile.REFUSED), 0)
+    applied = "would apply" if args.dry_run else "applied"
+    for outcome in reconcile.apply(repo, rows, actor=actor, dry_run=args.dry_run):
+        counts[outcome.result] += 1
+        said = {reconcile.APPLIED: applied, reconcile.UNCHANGED: "unchanged"}.get(
+            outcome.result, f"refused: {outcome.tag}")
+        row = outcome.row
+        shown = row.id if row.id.isprintable() and row.id else repr(row.id)
+        print(f"line {row.line}: {shown} {row.status}: {said}", flush=True)
+    total = (f"{len(rows)} row{'' if len(rows) == 1 else 's'}: {counts[reconcile.APPLIED]} {applied},"
+             f" {counts[reconcile.UNCHANGED]} unchanged, {counts[reconcile.REFUSED]} refused")
+    print(f"dry run, nothing written: {total}" if args.dry_run else total)
+    return 1 if counts[reconcile.REFUSED] else 0
+
+
+def _stdin():
+    return os.fdopen(os.dup(sys.stdin.fileno()), "rb")
 
 
 def cmd_prune_idempotency_keys(args, repo, config):
@@ -266,6 +295,15 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--since", metavar="T", help="RFC 3339 time or date, e.g. 2026-11-01")
     sub.add_argument("--until", metavar="T", help="RFC 3339 time or date")
     sub.add_argument("--format", choices=export.FORMATS, default="csv")
+
+    sub = command("import-results", cmd_import_results,
+                  "apply a CSV of transfer results (columns id,status,tx_hash,reason; status sent or"
+                  " failed; the export's columns do too) as the operator actions, one line per row:"
+                  " applied, unchanged or refused; exit 1 if any row was refused, 2 for a malformed"
+                  " file (then nothing is applied)")
+    sub.add_argument("file", metavar="FILE", help="the CSV file (UTF-8, with a header row), or - for stdin")
+    sub.add_argument("--dry-run", action="store_true", help="say what would happen, write nothing")
+    sub.add_argument("--actor", metavar="NAME", help="who the events name (default: the user running this)")
 
     sub = command("prune-idempotency-keys", cmd_prune_idempotency_keys,
                   "delete idempotency keys older than H hours (never fewer than 24)")

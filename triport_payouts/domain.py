@@ -237,4 +237,33 @@ def utcnow() -> str:
 
 def utc_in(delta: datetime.timedelta) -> str:
     """The time `delta` from now (negative: ago), in utcnow's form."""
-    return (datetime.datetime.now(datetime.UTC) + delta).isoformat(timespec="microseconds")[:-6] + "Z"
+    return format_time(datetime.datetime.now(datetime.UTC) + delta)
+
+
+def format_time(moment: datetime.datetime) -> str:
+    """An aware time in utcnow's form (zero-padded years, unlike strftime's %Y)."""
+    return moment.astimezone(datetime.UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+
+
+_RFC3339 = re.compile(r"(\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?([Zz]|[+-]\d\d:\d\d)", re.ASCII)
+
+
+def parse_time(text: str, *, round_up: bool = False) -> str:
+    """An RFC 3339 time with its offset (``Z`` or ``+hh:mm``) in utcnow's
+    form; raises InvalidField. Stored times are whole microseconds, so a
+    finer time is cut to the microsecond, or with `round_up` (an exclusive
+    upper bound) raised to the next one: ``t < bound`` selects the same
+    stored times either way."""
+    match = _RFC3339.fullmatch(text) if isinstance(text, str) else None
+    if match is None:
+        raise InvalidField(f"not an RFC 3339 time with an offset: {text!r}")
+    seconds, fraction, offset = match.groups()
+    fraction = fraction or ""
+    try:
+        moment = datetime.datetime.fromisoformat(
+            f"{seconds.upper()}.{fraction[:6].ljust(6, '0')}{'+00:00' if offset in 'Zz' else offset}")
+        if round_up and fraction[6:].strip("0"):
+            moment += datetime.timedelta(microseconds=1)
+        return format_time(moment)
+    except (ValueError, OverflowError):
+        raise InvalidField(f"not an RFC 3339 time with an offset: {text!r}") from None

@@ -63,6 +63,14 @@ class InvalidCursor(BadRequest):
     tag = "invalid_cursor"
 
 
+class InvalidOrder(BadRequest):
+    tag = "invalid_order"
+
+
+class InvalidTime(BadRequest):
+    tag = "invalid_time"
+
+
 class InvalidIdempotencyKey(BadRequest):
     tag = "invalid_idempotency_key"
 

@@ -18,14 +18,16 @@ from .errors import (
     InvalidCursor,
     InvalidJson,
     InvalidLimit,
+    InvalidOrder,
     InvalidStatus,
+    InvalidTime,
     InvalidTxHash,
     InvalidType,
     InvalidUserId,
 )
 from .inputs import Action
 from .pagination import Cursors
-from .repository import KeyAnswer, Repository
+from .repository import ALL_PAYOUTS, KeyAnswer, PageFilters, Repository
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -57,8 +59,10 @@ def mark_processing(services: Services, request: Action) -> http.Response:
 
 
 def action_fields(action: str, body: dict) -> dict:
-    """The fields an action records, checked: a failure's optional reason, a
-    transfer's tx_hash (here and for each item of a bulk action)."""
+    """What an action takes from its body, checked: {"reason": text or None}
+    for failed, {"tx_hash": text} for sent, {} otherwise. Raises InvalidJson
+    (a reason that is not storable text) or InvalidTxHash. Also each item of a bulk
+    action (bulk.py) and each row of an import (reconcile.py)."""
     if action == "failed":
         reason = body.get("reason")
         if reason is not None and not domain.storable_text(reason):
@@ -113,6 +117,9 @@ def _created(record: dict) -> http.Response:
 
 # -- reads -----------------------------------------------------------------
 
+ORDERS = {"newest": False, "oldest": True}  # order= and whether it is oldest first
+
+
 def list_payouts(services: Services, query: dict[str, list[str]]) -> http.Response:
     status = _single(query, "status", InvalidStatus)
     if status is not None and status not in domain.STATUSES:
@@ -120,20 +127,43 @@ def list_payouts(services: Services, query: dict[str, list[str]]) -> http.Respon
     user_id = _single(query, "user_id", InvalidUserId)
     if user_id is not None and not domain.is_clean_text(user_id, domain.MAX_NAME_LENGTH):
         raise InvalidUserId()
+    order = _single(query, "order", InvalidOrder)
+    if order is not None and order not in ORDERS:
+        raise InvalidOrder()
+    filters = PageFilters(
+        status, user_id,
+        created_after=_time(query, "created_after"),
+        created_before=_time(query, "created_before", upper_bound=True),
+        updated_before=_time(query, "updated_before", upper_bound=True),
+        oldest=ORDERS[order or "newest"],
+    )
     limit = _limit(_single(query, "limit", InvalidLimit))
     cursor = _single(query, "cursor", InvalidCursor)
-    filters = (status, user_id)
+    # A cursor is signed over what it was issued for; the filters of the
+    # first release alone keep the form they had, so its cursors stay good.
+    signed = (status, user_id) if filters[2:] == ALL_PAYOUTS[2:] else tuple(filters)
     after = None
     if cursor is not None:
         try:
-            after = services.cursors.decode(cursor, filters)
+            after = services.cursors.decode(cursor, signed)
         except pagination.InvalidCursor:
             raise InvalidCursor() from None
-    page, last = services.repository.payout_page(status=status, user_id=user_id, limit=limit, after=after)
+    page, last = services.repository.payout_page(filters, limit=limit, after=after)
     return http.Response.json_text(200, http.json_members(
         ("payouts", http.json_array(page)),
-        ("next_cursor", http.encode(last and services.cursors.encode(last, filters))),
+        ("next_cursor", http.encode(last and services.cursors.encode(last, signed))),
     ))
+
+
+def _time(query: dict[str, list[str]], name: str, upper_bound: bool = False) -> str | None:
+    """An optional RFC 3339 time as stored (an exclusive upper bound rounds up: see domain.parse_time)."""
+    text = _single(query, name, InvalidTime)
+    if text is None:
+        return None
+    try:
+        return domain.parse_time(text, round_up=upper_bound)
+    except domain.InvalidField:
+        raise InvalidTime() from None
 
 
 def _single(query: dict[str, list[str]], name: str, error: Callable[[], Exception]) -> str | None:

@@ -12,7 +12,6 @@ here, never from request data.
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 from collections.abc import Callable, Iterator, Mapping
@@ -135,6 +134,19 @@ FILTERS = {
     "after": "(created_at, id) < (?, ?)",  # the keyset cursor: the page after (created_at, id)
     "since": "updated_at >= ?",
     "until": "updated_at < ?",
+    # The list's bounds on the creation time and on the time of the last
+    # change (all exclusive), and the cursor of each of its orders.
+    "created_after": "created_at > ?",
+    "created_before": "created_at < ?",
+    "updated_before": "updated_at < ?",
+    "after_oldest": "(created_at, id) > (?, ?)",
+    "after_changed": "(updated_at, id) < (?, ?)",
+    "after_changed_oldest": "(updated_at, id) > (?, ?)",
+    # created_at bounds on a list read in updated_at order: checked on each
+    # row of the updated_at range. An expression, not the bare column, so
+    # that no planner takes the created_at range instead and sorts it.
+    "created_after_row": "created_at || '' > ?",
+    "created_before_row": "created_at || '' < ?",
 }
 
 
@@ -151,20 +163,51 @@ def where(given: Mapping[str, object]) -> tuple[str, list]:
     return (f" WHERE {' AND '.join(clauses)}" if clauses else ""), params
 
 
-_LIST_FILTERS = ("status", "user_id", "after")
+class PageFilters(NamedTuple):
+    """What the payout list is filtered and ordered by. Times are in the
+    stored form (domain.utcnow's); every bound is exclusive. With
+    updated_before the list is in the order of the last change (updated_at),
+    else of creation (created_at); then id. Newest first unless `oldest`."""
+
+    status: str | None = None
+    user_id: str | None = None
+    created_after: str | None = None
+    created_before: str | None = None
+    updated_before: str | None = None
+    oldest: bool = False
 
 
-def _list_sql(flags: tuple[bool, ...]) -> str:
+ALL_PAYOUTS = PageFilters()  # the whole list, newest first
+
+
+def page_clauses(filters: PageFilters, after: tuple[str, str] | None) -> dict[str, object]:
+    """The FILTERS of one page and their values, in order. The scan starts
+    at the cursor when there is one, and the bound on that side is left out:
+    the cursor's payout was inside it, so it adds nothing, and one bound a
+    side keeps the page a single index range."""
+    by_change = filters.updated_before is not None
+    # Newest first the cursor is the upper bound; oldest first the lower one.
+    cursor_is_upper = after is not None and not filters.oldest
+    cursor_is_lower = after is not None and filters.oldest
+    clauses: dict[str, object] = {"status": filters.status, "user_id": filters.user_id}
+    if by_change:
+        clauses["created_after_row"] = filters.created_after
+        clauses["created_before_row"] = filters.created_before
+        clauses["updated_before"] = None if cursor_is_upper else filters.updated_before
+    else:
+        clauses["created_after"] = None if cursor_is_lower else filters.created_after
+        clauses["created_before"] = None if cursor_is_upper else filters.created_before
+    cursor = "after_changed" if by_change else "after"
+    clauses[cursor + "_oldest" if filters.oldest else cursor] = after
+    return {name: value for name, value in clauses.items() if value is not None}
+
+
+def _page_sql(names: tuple[str, ...], key: str, oldest: bool) -> str:
     # {payout_json}: the dialect's expression for a row as its JSON text (Repository fills it in).
-    clause, _ = where({name: () if given else None for name, given in zip(_LIST_FILTERS, flags)})
-    return f"SELECT {{payout_json}}, created_at, id FROM payouts{clause} ORDER BY created_at DESC, id DESC LIMIT ?"
-
-
-# One statement per combination of filters, made once: a page costs no SQL building.
-SQL.update({
-    "list" + "".join("1" if given else "0" for given in flags): _list_sql(flags)
-    for flags in itertools.product((False, True), repeat=len(_LIST_FILTERS))
-})
+    clause, _ = where(dict.fromkeys(names, ()))
+    direction = "" if oldest else " DESC"
+    return (f"SELECT {{payout_json}}, {key}, id FROM payouts{clause}"
+            f" ORDER BY {key}{direction}, id{direction} LIMIT ?")
 
 
 class KeyAnswer(NamedTuple):
@@ -196,7 +239,12 @@ class Repository:
         payout_json = db.json_object(
             [(name, "CAST(amount AS TEXT)" if name == "amount" else name) for name in PAYOUT_COLUMNS]
         )
-        self._sql = {name: db.sql(text.replace("{payout_json}", payout_json)) for name, text in sql.items()}
+        self._payout_json = payout_json
+        self._sql = {name: self._dialect_sql(text) for name, text in sql.items()}
+        self._page_sql: dict[tuple[tuple[str, ...], str, bool], str] = {}
+
+    def _dialect_sql(self, text: str) -> str:
+        return self.db.sql(text.replace("{payout_json}", self._payout_json))
 
     # -- reads ---------------------------------------------------------------
 
@@ -214,19 +262,28 @@ class Repository:
             self._status(payout_id)
         return [dict(zip(EVENT_COLUMNS, row)) for row in rows]
 
-    def payout_page(self, *, status=None, user_id=None, limit: int, after=None) -> tuple[list[str], tuple | None]:
-        """One page, newest first: (each payout as its JSON text, the key of
-        the last one if more follow)."""
-        # The parameters of _LIST_FILTERS in order, as where() would give them
-        # (not called here: a page is a hot path and its statement is made already).
-        flags = f"{status is not None:d}{user_id is not None:d}{after is not None:d}"
-        params: list = [value for value in (status, user_id) if value is not None]
-        if after is not None:
-            params.extend(after)
-        params.append(limit + 1)
-        rows = self.db.connection().execute(self._sql["list" + flags], params).fetchall()
+    def payout_page(self, filters: PageFilters = ALL_PAYOUTS, *, limit: int,
+                    after: tuple[str, str] | None = None) -> tuple[list[str], tuple | None]:
+        """One page of the list (see PageFilters): (each payout as its JSON
+        text, the key of the last one if more follow: (created_at, id), or
+        (updated_at, id) with updated_before)."""
+        sql, params = self.page_query(filters, limit=limit, after=after)
+        rows = self.db.connection().execute(sql, params).fetchall()
         last = tuple(rows[limit - 1][1:]) if len(rows) > limit else None
         return [row[0] for row in rows[:limit]], last
+
+    def page_query(self, filters: PageFilters, *, limit: int, after=None) -> tuple[str, list]:
+        """The statement payout_page runs, in the dialect, and its parameters."""
+        clauses = page_clauses(filters, after)
+        key = "created_at" if filters.updated_before is None else "updated_at"
+        shape = (tuple(clauses), key, filters.oldest)
+        sql = self._page_sql.get(shape)
+        if sql is None:
+            # Made once per combination of filters, order and cursor (128 at most).
+            sql = self._page_sql[shape] = self._dialect_sql(_page_sql(*shape))
+        _, params = where(clauses)
+        params.append(limit + 1)
+        return sql, params
 
     def user_summary(self, user_id: str, payouts: int) -> tuple[dict, list[str]]:
         """Balances per currency and counts per status, and the user's
@@ -245,7 +302,7 @@ class Repository:
                                       for name in ("earned", "reserved", "sent", "available")}}
             for currency, balance in sorted(balances_from_rows(rows).items())
         ]
-        newest, _ = self.payout_page(user_id=user_id, limit=payouts)
+        newest, _ = self.payout_page(PageFilters(user_id=user_id), limit=payouts)
         return {"user_id": user_id, "balances": balances, "counts": counts}, newest
 
     def feed(self, *, after: tuple[int, int], statuses: tuple[str, ...], limit: int) -> tuple[list[dict], tuple]:

@@ -100,6 +100,18 @@ class InvalidCursor(TriportError):
     status, tag = 400, "invalid_cursor"
 
 
+class InvalidOrder(TriportError):
+    """order is not ``newest`` or ``oldest``."""
+
+    status, tag = 400, "invalid_order"
+
+
+class InvalidTime(TriportError):
+    """A time filter is not an RFC 3339 time with its offset (``2026-11-23T22:31:00Z``)."""
+
+    status, tag = 400, "invalid_time"
+
+
 class InvalidType(TriportError):
     """An event type of the feed's ``type`` filter is not one the server knows."""
 
@@ -235,8 +247,8 @@ class SchemaTooNew(TriportError):
 ERROR_CLASSES: dict[str, type[TriportError]] = {
     cls.tag: cls for cls in (
         InvalidPayoutId, InvalidActor, InvalidJson, InvalidTxHash, InvalidStatus, InvalidUserId,
-        InvalidLimit, InvalidCursor, InvalidType, InvalidIdempotencyKey, InvalidBulk, InvalidAmount, InvalidCurrency,
-        InvalidDestination, AdminTokenUnset, AdminTokenInvalid, Forbidden,
+        InvalidLimit, InvalidOrder, InvalidTime, InvalidCursor, InvalidType, InvalidIdempotencyKey, InvalidBulk,
+        InvalidAmount, InvalidCurrency, InvalidDestination, AdminTokenUnset, AdminTokenInvalid, Forbidden,
         NotFound, PayoutNotFound, UserNotFound, MethodNotAllowed, PayoutNotActionable, InsufficientBalance,
         IdempotencyKeyInUse, IdempotencyKeyReused, Internal, DatabaseUnavailable, StorageFull,
         SchemaOutdated, SchemaTooNew,
@@ -261,8 +273,10 @@ __all__ = [
     "InvalidIdempotencyKey",
     "InvalidJson",
     "InvalidLimit",
+    "InvalidOrder",
     "InvalidPayoutId",
     "InvalidStatus",
+    "InvalidTime",
     "InvalidTxHash",
     "InvalidType",
     "InvalidUserId",

@@ -8,6 +8,7 @@ every value and answers a malformed one with its own error class.
 from __future__ import annotations
 
 import builtins
+import datetime
 import urllib.parse
 import uuid
 from collections.abc import Iterable, Iterator
@@ -25,6 +26,14 @@ def _segment(value, name: str) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"{name} must be a non-empty string")
     return urllib.parse.quote(value, safe="")
+
+
+def _time(value, name: str) -> str | None:
+    if isinstance(value, datetime.datetime):
+        if value.utcoffset() is None:
+            raise ValueError(f"{name} must be an aware datetime (a naive one names no instant)")
+        return value.isoformat()
+    return value
 
 
 class Referrals:
@@ -87,14 +96,28 @@ class Payouts:
         return self._transport.post(path, body, idempotency_key).get("ok") is True
 
     def list(self, status: str | None = None, user_id: str | None = None,
-             limit: int | None = None) -> Iterator[dict]:
-        """Every matching payout, newest first, following ``next_cursor`` across
-        all pages. ``limit`` is the page size (1 to 200; the server's default
-        is 50), not a cap on the total. The first page is fetched by this call,
-        so a bad filter raises here (e.g. ``InvalidStatus``); later pages are
-        fetched as the iteration reaches them.
+             limit: int | None = None, *, order: str | None = None,
+             created_after: str | datetime.datetime | None = None,
+             created_before: str | datetime.datetime | None = None,
+             updated_before: str | datetime.datetime | None = None) -> Iterator[dict]:
+        """Every matching payout, following ``next_cursor`` across all pages.
+        ``limit`` is the page size (1 to 200; the server's default is 50), not
+        a cap on the total. ``order`` is ``"newest"`` (the default) or
+        ``"oldest"``, by creation time; with ``updated_before`` the order is
+        that of the last change instead, so ``list(status="processing",
+        updated_before=an_hour_ago, order="oldest")`` gives the stalled
+        payouts, stuck longest first. The times are exclusive bounds: RFC 3339
+        text with its offset, or aware ``datetime`` objects. The first page is
+        fetched by this call, so a bad filter raises here (e.g.
+        ``InvalidStatus``, ``InvalidTime``); later pages are fetched as the
+        iteration reaches them.
         """
-        query = {"status": status, "user_id": user_id, "limit": limit}
+        query = {
+            "status": status, "user_id": user_id, "limit": limit, "order": order,
+            "created_after": _time(created_after, "created_after"),
+            "created_before": _time(created_before, "created_before"),
+            "updated_before": _time(updated_before, "updated_before"),
+        }
         return _Pages(self._transport, query)
 
     def events(self, payout_id: str) -> builtins.list[dict]:

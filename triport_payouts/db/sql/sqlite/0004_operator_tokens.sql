@@ -10,7 +10,7 @@
 -- bot acting for a person); actor is then the token's name.
 
 CREATE TABLE operator_tokens (
-    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    id            INTEGER PRIMARY KEY,
     name          TEXT NOT NULL,
     scope         TEXT NOT NULL CHECK (scope IN ('read', 'operator', 'system', 'admin')),
     token_hash    TEXT NOT NULL UNIQUE,
