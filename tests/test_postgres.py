@@ -67,9 +67,11 @@ def test_both_schemas_have_the_same_tables_columns_and_indexes(tmp_path, postgre
         expected = _sqlite_shape(tmp_path / "shape.sqlite3")
         assert set(expected) == {"credits", "payouts", "payout_events", "idempotency_keys", "schema_migrations",
                                  "webhook_endpoints", "webhook_subscriptions", "webhook_outbox",
-                                 "webhook_deliveries", "payout_totals", "payout_event_totals"}
+                                 "webhook_deliveries", "payout_totals", "payout_event_totals", "operator_tokens"}
         # PostgreSQL's events also name their transaction, for the feed to know which are final.
-        expected["payout_events"]["columns"].append("xid")
+        # (added by step 2, so before step 4's on_behalf_of)
+        columns = expected["payout_events"]["columns"]
+        columns.insert(columns.index("on_behalf_of"), "xid")
         expected["payout_events"]["indexes"] = sorted([*expected["payout_events"]["indexes"], "payout_events_feed"])
         # The metrics' running totals: PostgreSQL sums NUMERIC, in a row per session slot;
         # SQLite keeps the sums in integer parts, one writer at a time.

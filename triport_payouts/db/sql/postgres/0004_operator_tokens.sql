@@ -13,11 +13,12 @@ CREATE TABLE operator_tokens (
     id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     name          text NOT NULL,
     scope         text NOT NULL CHECK (scope IN ('read', 'operator', 'system', 'admin')),
-    token_hash    text COLLATE "C" NOT NULL UNIQUE,
+    token_hash    text COLLATE "C" NOT NULL,
     created_at    text NOT NULL,
     last_used_at  text,
     revoked_at    text
 );
+CREATE UNIQUE INDEX operator_tokens_by_hash ON operator_tokens (token_hash);
 CREATE UNIQUE INDEX operator_tokens_live_name ON operator_tokens (name) WHERE revoked_at IS NULL;
 
 ALTER TABLE payout_events ADD COLUMN on_behalf_of text;

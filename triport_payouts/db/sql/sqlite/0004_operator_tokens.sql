@@ -13,11 +13,12 @@ CREATE TABLE operator_tokens (
     id            INTEGER PRIMARY KEY,
     name          TEXT NOT NULL,
     scope         TEXT NOT NULL CHECK (scope IN ('read', 'operator', 'system', 'admin')),
-    token_hash    TEXT NOT NULL UNIQUE,
+    token_hash    TEXT NOT NULL,
     created_at    TEXT NOT NULL,
     last_used_at  TEXT,
     revoked_at    TEXT
 );
+CREATE UNIQUE INDEX operator_tokens_by_hash ON operator_tokens (token_hash);
 CREATE UNIQUE INDEX operator_tokens_live_name ON operator_tokens (name) WHERE revoked_at IS NULL;
 
 ALTER TABLE payout_events ADD COLUMN on_behalf_of TEXT;
