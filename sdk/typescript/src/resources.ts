@@ -57,6 +57,13 @@ export interface ListPayoutsParams {
   userId?: string;
   /** The page size (1 to 200; the server's default is 50), not a cap on the total. */
   limit?: number;
+  /** By creation time: `"newest"` first (the server's default) or `"oldest"` first. */
+  order?: "newest" | "oldest";
+  /** Exclusive bounds on `created_at`: RFC 3339 text with its offset, or a Date (sent as its `toISOString()`). */
+  createdAfter?: string | Date;
+  createdBefore?: string | Date;
+  /** Exclusive bound on `updated_at` (the last change); the list is then in the order of the last change. */
+  updatedBefore?: string | Date;
 }
 
 export interface ListEventsParams {
@@ -78,6 +85,16 @@ function amountOf(value: unknown): string {
     const given = typeof value === "number" ? `the number ${value} (a float cannot say an amount exactly)`
       : value === null || value === undefined ? String(value) : `a ${typeof value}`;
     throw new TypeError(`amount must be a string such as "12.50", not ${given}`);
+  }
+  return value;
+}
+
+/** A time filter as the query takes it: text as given, a Date as its ISO string; an invalid Date is refused here. */
+function timeOf(value: string | Date | null | undefined, name: string): string | undefined {
+  if (value === null || value === undefined) return undefined;
+  if (value instanceof Date) {
+    if (Number.isNaN(value.getTime())) throw new TypeError(`${name} is an invalid Date`);
+    return value.toISOString();
   }
   return value;
 }
@@ -160,13 +177,23 @@ export class Payouts {
   }
 
   /**
-   * Every matching payout, newest first, following `next_cursor` across all
-   * pages as the iteration reaches them; each `for await` starts over. A bad
-   * filter rejects at the first page (e.g. `InvalidStatus`).
+   * Every matching payout, newest first (`order: "oldest"` turns it around),
+   * following `next_cursor` across all pages as the iteration reaches them;
+   * each `for await` starts over. The times are exclusive bounds; with
+   * `updatedBefore` the order is that of the last change, so
+   * `list({ status: "processing", updatedBefore: anHourAgo, order: "oldest" })`
+   * is the stalled payouts, stuck longest first. A bad filter rejects at the
+   * first page (e.g. `InvalidStatus`, `InvalidTime`); an invalid Date throws a
+   * TypeError here.
    */
   list(params: ListPayoutsParams = {}): AsyncIterable<Payout> {
     const transport = this.#transport;
-    const query = { status: params.status, user_id: params.userId, limit: params.limit };
+    const query = {
+      status: params.status, user_id: params.userId, limit: params.limit, order: params.order,
+      created_after: timeOf(params.createdAfter, "createdAfter"),
+      created_before: timeOf(params.createdBefore, "createdBefore"),
+      updated_before: timeOf(params.updatedBefore, "updatedBefore"),
+    };
     return {
       async *[Symbol.asyncIterator]() {
         let cursor: string | null = null;

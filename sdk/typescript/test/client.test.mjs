@@ -130,6 +130,21 @@ describe("what is sent", () => {
     assert.ok(calls.every((c) => !c.headers.has("idempotency-key") && c.body === undefined));
     assert.throws(() => client.referrals.users.get(""), TypeError);
   });
+
+  test("the queue's filters: order and times as given, a Date as its ISO string, an invalid Date refused", async () => {
+    const { fetch, calls } = fakeFetch([json(200, { payouts: [], next_cursor: null })]);
+    const { payouts } = admin(fetch).referrals;
+    const since = new Date(Date.UTC(2026, 10, 23, 22, 31, 0, 250));
+    const page = () => calls.splice(0).map((c) => Object.fromEntries(new URL(c.url).searchParams));
+    for await (const _ of payouts.list({ order: "oldest", createdAfter: since, createdBefore: "2026-11-24T00:00:00+01:00",
+      updatedBefore: since })) { /* empty */ }
+    assert.deepEqual(page(), [{ order: "oldest", created_after: "2026-11-23T22:31:00.250Z",
+      created_before: "2026-11-24T00:00:00+01:00", updated_before: "2026-11-23T22:31:00.250Z" }]);
+    for await (const _ of payouts.list({ createdAfter: null, updatedBefore: undefined })) { /* empty */ }
+    assert.deepEqual(page(), [{}]);
+    assert.throws(() => payouts.list({ createdAfter: new Date("yesterday") }), /createdAfter is an invalid Date/);
+    assert.equal(calls.length, 0);
+  });
 });
 
 describe("retries", () => {
