@@ -18,11 +18,14 @@
 
 export { TriportAdmin, DEFAULT_BASE_URL, type ClientOptions } from "./client.js";
 export type {
-  ActionOptions, CreateCreditParams, CreatePayoutParams, Credits, Events, Feed, ListEventsParams,
+  ActionOptions, BulkItem, CreateCreditParams, CreatePayoutParams, Credits, Events, Feed, ListEventsParams,
   ListPayoutsParams, MarkFailedOptions, MarkSentOptions, Payouts, Referrals, Users,
 } from "./resources.js";
 export type { Fetch } from "./transport.js";
-export type { Balance, Credit, EventType, FeedEvent, Payout, PayoutEvent, PayoutStatus, UserView } from "./types.js";
+export type {
+  Balance, BulkAction, BulkResult, BulkResults, Credit, EventType, FeedEvent, Payout, PayoutEvent, PayoutStatus,
+  UserView,
+} from "./types.js";
 export {
   AdminTokenInvalid, AdminTokenUnset, DatabaseUnavailable, ERROR_CLASSES, Forbidden, IdempotencyKeyInUse,
   IdempotencyKeyReused, InsufficientBalance, Internal, InvalidActor, InvalidAmount, InvalidBulk, InvalidCurrency,

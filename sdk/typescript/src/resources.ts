@@ -8,7 +8,9 @@
  */
 
 import type { Transport } from "./transport.js";
-import type { Credit, EventType, FeedEvent, Payout, PayoutEvent, PayoutStatus, UserView } from "./types.js";
+import type {
+  BulkAction, BulkResults, Credit, EventType, FeedEvent, Payout, PayoutEvent, PayoutStatus, UserView,
+} from "./types.js";
 
 const PAYOUTS = "/v1/admin/referrals/payouts";
 const USERS = "/v1/admin/referrals/users";
@@ -66,6 +68,13 @@ export interface ListPayoutsParams {
   updatedBefore?: string | Date;
 }
 
+/** One payout of a bulk action: `txHash` for `sent` (several may share one), `reason` for `failed` (optional). */
+export interface BulkItem {
+  id: string;
+  txHash?: string;
+  reason?: string | null;
+}
+
 export interface ListEventsParams {
   /** One event type or several; all of them by default. */
   type?: EventType | readonly EventType[];
@@ -99,6 +108,16 @@ function timeOf(value: string | Date | null | undefined, name: string): string |
   return value;
 }
 
+/** A bulk item as the wire has it (`tx_hash`); anything but an object is sent as is, for the server to refuse. */
+function bulkItemOf(item: BulkItem): unknown {
+  if (item === null || typeof item !== "object") return item;
+  const { id, txHash, reason } = item;
+  const wire: Record<string, unknown> = { id };
+  if (txHash !== undefined) wire["tx_hash"] = txHash;
+  if (reason !== undefined && reason !== null) wire["reason"] = reason;
+  return wire;
+}
+
 function segment(value: string, name: string): string {
   if (typeof value !== "string" || value === "") {
     throw new TypeError(`${name} must be a non-empty string`);
@@ -121,8 +140,8 @@ export class Referrals {
 }
 
 /**
- * Referral payouts: the three operator actions, payout requests and their
- * cancellation, and the reads.
+ * Referral payouts: the three operator actions, one by one or in bulk,
+ * payout requests and their cancellation, and the reads.
  *
  * The actions (and `cancel`) resolve `true` once the server answered
  * `{"ok": true}`; any refusal rejects with the `TriportError` subclass of its
@@ -168,6 +187,21 @@ export class Payouts {
     const { userId, amount, currency, destination } = params;
     const body = { user_id: userId, amount: amountOf(amount), currency, destination };
     return this.#transport.post<Payout>(PAYOUTS, body, options.idempotencyKey);
+  }
+
+  /**
+   * One action on up to 100 payouts named by id, in one request: resolves
+   * `{ results: [{ id, ok, error? }, ...], succeeded, failed }`, each item in
+   * request order. An item refused (`payout_not_actionable`, ...) is
+   * reported there, not thrown; a request of the wrong shape (an unknown
+   * action, not 1 to 100 items, a payout named twice) rejects with
+   * `InvalidBulk` and changes nothing. One Idempotency-Key covers the whole
+   * request, the same on every retry, so a lost answer is replayed and each
+   * item applied once (scope `operator`).
+   */
+  async bulk(action: BulkAction, items: Iterable<BulkItem>, options: ActionOptions = {}): Promise<BulkResults> {
+    const body = { action, items: Array.from(items, bulkItemOf) };
+    return this.#transport.post<BulkResults>(`${PAYOUTS}/bulk`, body, options.idempotencyKey);
   }
 
   async #act(payoutId: string, action: string, body: object, idempotencyKey?: string): Promise<boolean> {
