@@ -94,6 +94,18 @@ export class InvalidLimit extends TriportError {
   static override readonly tag = "invalid_limit";
 }
 
+/** order is not `newest` or `oldest`. */
+export class InvalidOrder extends TriportError {
+  static override readonly status = 400;
+  static override readonly tag = "invalid_order";
+}
+
+/** A time filter is not an RFC 3339 time with its offset (`2026-11-23T22:31:00Z`). */
+export class InvalidTime extends TriportError {
+  static override readonly status = 400;
+  static override readonly tag = "invalid_time";
+}
+
 /** The cursor is not one the server issued for these filters. */
 export class InvalidCursor extends TriportError {
   static override readonly status = 400;
@@ -110,6 +122,12 @@ export class InvalidType extends TriportError {
 export class InvalidIdempotencyKey extends TriportError {
   static override readonly status = 400;
   static override readonly tag = "invalid_idempotency_key";
+}
+
+/** A bulk request of the wrong shape (an unknown action, not 1 to 100 items, a payout named twice): nothing applied. */
+export class InvalidBulk extends TriportError {
+  static override readonly status = 400;
+  static override readonly tag = "invalid_bulk";
 }
 
 /** The server has no admin token configured. */
@@ -231,9 +249,9 @@ export const ERROR_CLASSES: Readonly<Record<string, typeof TriportError>> = Obje
   Object.fromEntries(
     [
       InvalidPayoutId, InvalidActor, InvalidJson, InvalidTxHash, InvalidStatus, InvalidUserId,
-      InvalidLimit, InvalidCursor, InvalidType, InvalidIdempotencyKey, InvalidAmount, InvalidCurrency,
-      InvalidDestination, AdminTokenUnset, AdminTokenInvalid, Forbidden, NotFound, PayoutNotFound,
-      UserNotFound, MethodNotAllowed, PayoutNotActionable, InsufficientBalance, IdempotencyKeyInUse,
+      InvalidLimit, InvalidOrder, InvalidTime, InvalidCursor, InvalidType, InvalidIdempotencyKey, InvalidBulk,
+      InvalidAmount, InvalidCurrency, InvalidDestination, AdminTokenUnset, AdminTokenInvalid, Forbidden, NotFound,
+      PayoutNotFound, UserNotFound, MethodNotAllowed, PayoutNotActionable, InsufficientBalance, IdempotencyKeyInUse,
       IdempotencyKeyReused, Internal, DatabaseUnavailable, StorageFull, SchemaOutdated, SchemaTooNew,
     ].map((kind) => [kind.tag, kind]),
   ),

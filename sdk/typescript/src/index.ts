@@ -18,18 +18,21 @@
 
 export { TriportAdmin, DEFAULT_BASE_URL, type ClientOptions } from "./client.js";
 export type {
-  ActionOptions, CreateCreditParams, CreatePayoutParams, Credits, Events, Feed, ListEventsParams,
+  ActionOptions, BulkItem, CreateCreditParams, CreatePayoutParams, Credits, Events, Feed, ListEventsParams,
   ListPayoutsParams, MarkFailedOptions, MarkSentOptions, Payouts, Referrals, Users,
 } from "./resources.js";
 export type { Fetch } from "./transport.js";
-export type { Balance, Credit, EventType, FeedEvent, Payout, PayoutEvent, PayoutStatus, UserView } from "./types.js";
+export type {
+  Balance, BulkAction, BulkResult, BulkResults, Credit, EventType, FeedEvent, Payout, PayoutEvent, PayoutStatus,
+  UserView,
+} from "./types.js";
 export {
   AdminTokenInvalid, AdminTokenUnset, DatabaseUnavailable, ERROR_CLASSES, Forbidden, IdempotencyKeyInUse,
-  IdempotencyKeyReused, InsufficientBalance, Internal, InvalidActor, InvalidAmount, InvalidCurrency, InvalidCursor,
-  InvalidDestination, InvalidIdempotencyKey, InvalidJson, InvalidLimit, InvalidPayoutId, InvalidStatus,
-  InvalidTxHash, InvalidType, InvalidUserId, MethodNotAllowed, NotFound, PayoutNotActionable, PayoutNotFound,
-  SchemaOutdated, SchemaTooNew, StorageFull, TransportError, TriportError, UserNotFound, errorClassFor,
-  type ErrorDetails,
+  IdempotencyKeyReused, InsufficientBalance, Internal, InvalidActor, InvalidAmount, InvalidBulk, InvalidCurrency,
+  InvalidCursor, InvalidDestination, InvalidIdempotencyKey, InvalidJson, InvalidLimit, InvalidOrder, InvalidPayoutId,
+  InvalidStatus, InvalidTime, InvalidTxHash, InvalidType, InvalidUserId, MethodNotAllowed, NotFound,
+  PayoutNotActionable, PayoutNotFound, SchemaOutdated, SchemaTooNew, StorageFull, TransportError, TriportError,
+  UserNotFound, errorClassFor, type ErrorDetails,
 } from "./errors.js";
 export * as webhooks from "./webhooks.js";
 export { WebhookVerificationError } from "./webhooks.js";

@@ -8,7 +8,9 @@
  */
 
 import type { Transport } from "./transport.js";
-import type { Credit, EventType, FeedEvent, Payout, PayoutEvent, PayoutStatus, UserView } from "./types.js";
+import type {
+  BulkAction, BulkResults, Credit, EventType, FeedEvent, Payout, PayoutEvent, PayoutStatus, UserView,
+} from "./types.js";
 
 const PAYOUTS = "/v1/admin/referrals/payouts";
 const USERS = "/v1/admin/referrals/users";
@@ -57,6 +59,20 @@ export interface ListPayoutsParams {
   userId?: string;
   /** The page size (1 to 200; the server's default is 50), not a cap on the total. */
   limit?: number;
+  /** By creation time: `"newest"` first (the server's default) or `"oldest"` first. */
+  order?: "newest" | "oldest";
+  /** Exclusive bounds on `created_at`: RFC 3339 text with its offset, or a Date (sent as its `toISOString()`). */
+  createdAfter?: string | Date;
+  createdBefore?: string | Date;
+  /** Exclusive bound on `updated_at` (the last change); the list is then in the order of the last change. */
+  updatedBefore?: string | Date;
+}
+
+/** One payout of a bulk action: `txHash` for `sent` (several may share one), `reason` for `failed` (optional). */
+export interface BulkItem {
+  id: string;
+  txHash?: string;
+  reason?: string | null;
 }
 
 export interface ListEventsParams {
@@ -82,6 +98,26 @@ function amountOf(value: unknown): string {
   return value;
 }
 
+/** A time filter as the query takes it: text as given, a Date as its ISO string; an invalid Date is refused here. */
+function timeOf(value: string | Date | null | undefined, name: string): string | undefined {
+  if (value === null || value === undefined) return undefined;
+  if (value instanceof Date) {
+    if (Number.isNaN(value.getTime())) throw new TypeError(`${name} is an invalid Date`);
+    return value.toISOString();
+  }
+  return value;
+}
+
+/** A bulk item as the wire has it (`tx_hash`); anything but an object is sent as is, for the server to refuse. */
+function bulkItemOf(item: BulkItem): unknown {
+  if (item === null || typeof item !== "object") return item;
+  const { id, txHash, reason } = item;
+  const wire: Record<string, unknown> = { id };
+  if (txHash !== undefined) wire["tx_hash"] = txHash;
+  if (reason !== undefined && reason !== null) wire["reason"] = reason;
+  return wire;
+}
+
 function segment(value: string, name: string): string {
   if (typeof value !== "string" || value === "") {
     throw new TypeError(`${name} must be a non-empty string`);
@@ -104,8 +140,8 @@ export class Referrals {
 }
 
 /**
- * Referral payouts: the three operator actions, payout requests and their
- * cancellation, and the reads.
+ * Referral payouts: the three operator actions, one by one or in bulk,
+ * payout requests and their cancellation, and the reads.
  *
  * The actions (and `cancel`) resolve `true` once the server answered
  * `{"ok": true}`; any refusal rejects with the `TriportError` subclass of its
@@ -153,6 +189,21 @@ export class Payouts {
     return this.#transport.post<Payout>(PAYOUTS, body, options.idempotencyKey);
   }
 
+  /**
+   * One action on up to 100 payouts named by id, in one request: resolves
+   * `{ results: [{ id, ok, error? }, ...], succeeded, failed }`, each item in
+   * request order. An item refused (`payout_not_actionable`, ...) is
+   * reported there, not thrown; a request of the wrong shape (an unknown
+   * action, not 1 to 100 items, a payout named twice) rejects with
+   * `InvalidBulk` and changes nothing. One Idempotency-Key covers the whole
+   * request, the same on every retry, so a lost answer is replayed and each
+   * item applied once (scope `operator`).
+   */
+  async bulk(action: BulkAction, items: Iterable<BulkItem>, options: ActionOptions = {}): Promise<BulkResults> {
+    const body = { action, items: Array.from(items, bulkItemOf) };
+    return this.#transport.post<BulkResults>(`${PAYOUTS}/bulk`, body, options.idempotencyKey);
+  }
+
   async #act(payoutId: string, action: string, body: object, idempotencyKey?: string): Promise<boolean> {
     const path = `${PAYOUTS}/${segment(payoutId, "payoutId")}/${action}`;
     const answer = await this.#transport.post<{ ok?: unknown }>(path, body, idempotencyKey);
@@ -160,13 +211,23 @@ export class Payouts {
   }
 
   /**
-   * Every matching payout, newest first, following `next_cursor` across all
-   * pages as the iteration reaches them; each `for await` starts over. A bad
-   * filter rejects at the first page (e.g. `InvalidStatus`).
+   * Every matching payout, newest first (`order: "oldest"` turns it around),
+   * following `next_cursor` across all pages as the iteration reaches them;
+   * each `for await` starts over. The times are exclusive bounds; with
+   * `updatedBefore` the order is that of the last change, so
+   * `list({ status: "processing", updatedBefore: anHourAgo, order: "oldest" })`
+   * is the stalled payouts, stuck longest first. A bad filter rejects at the
+   * first page (e.g. `InvalidStatus`, `InvalidTime`); an invalid Date throws a
+   * TypeError here.
    */
   list(params: ListPayoutsParams = {}): AsyncIterable<Payout> {
     const transport = this.#transport;
-    const query = { status: params.status, user_id: params.userId, limit: params.limit };
+    const query = {
+      status: params.status, user_id: params.userId, limit: params.limit, order: params.order,
+      created_after: timeOf(params.createdAfter, "createdAfter"),
+      created_before: timeOf(params.createdBefore, "createdBefore"),
+      updated_before: timeOf(params.updatedBefore, "updatedBefore"),
+    };
     return {
       async *[Symbol.asyncIterator]() {
         let cursor: string | null = null;

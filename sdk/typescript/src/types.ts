@@ -24,6 +24,25 @@ export interface Payout {
   updated_at: string;
 }
 
+/** The actions `payouts.bulk` applies. */
+export type BulkAction = "processing" | "sent" | "failed";
+
+/** One item's outcome in a bulk answer, in request order. */
+export interface BulkResult {
+  /** As the request named it. */
+  id: string;
+  ok: boolean;
+  /** When not ok: the tag the single action would have answered (`payout_not_actionable`, `payout_not_found`, ...). */
+  error?: string;
+}
+
+/** What `payouts.bulk` resolves: every item's outcome and the counts. */
+export interface BulkResults {
+  results: BulkResult[];
+  succeeded: number;
+  failed: number;
+}
+
 /** One step of a payout's history; the first is its creation (from_status null). */
 export interface PayoutEvent {
   payout_id: string;

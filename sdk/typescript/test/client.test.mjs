@@ -130,6 +130,40 @@ describe("what is sent", () => {
     assert.ok(calls.every((c) => !c.headers.has("idempotency-key") && c.body === undefined));
     assert.throws(() => client.referrals.users.get(""), TypeError);
   });
+
+  test("the queue's filters: order and times as given, a Date as its ISO string, an invalid Date refused", async () => {
+    const { fetch, calls } = fakeFetch([json(200, { payouts: [], next_cursor: null })]);
+    const { payouts } = admin(fetch).referrals;
+    const since = new Date(Date.UTC(2026, 10, 23, 22, 31, 0, 250));
+    const page = () => calls.splice(0).map((c) => Object.fromEntries(new URL(c.url).searchParams));
+    for await (const _ of payouts.list({ order: "oldest", createdAfter: since, createdBefore: "2026-11-24T00:00:00+01:00",
+      updatedBefore: since })) { /* empty */ }
+    assert.deepEqual(page(), [{ order: "oldest", created_after: "2026-11-23T22:31:00.250Z",
+      created_before: "2026-11-24T00:00:00+01:00", updated_before: "2026-11-23T22:31:00.250Z" }]);
+    for await (const _ of payouts.list({ createdAfter: null, updatedBefore: undefined })) { /* empty */ }
+    assert.deepEqual(page(), [{}]);
+    assert.throws(() => payouts.list({ createdAfter: new Date("yesterday") }), /createdAfter is an invalid Date/);
+    assert.equal(calls.length, 0);
+  });
+
+  test("bulk: txHash sent as tx_hash, unset fields left out, one key for the call or the caller's", async () => {
+    const results = { results: [{ id: ID, ok: true }], succeeded: 1, failed: 0 };
+    const { fetch, calls } = fakeFetch([json(200, results)]);
+    const { payouts } = admin(fetch).referrals;
+    const other = ID.replace("4f", "5f");
+    assert.deepEqual(await payouts.bulk("sent", [{ id: ID, txHash: "0xbatch" }, { id: other, txHash: "0xbatch" }]), results);
+    await payouts.bulk("failed", new Set([{ id: ID, reason: "wallet rejected" }, { id: other, reason: null }]),
+      { idempotencyKey: "batch-1" });
+    await payouts.bulk("processing", [{ id: ID }]);
+    assert.deepEqual(calls.map((c) => [c.method, c.url.replace("http://api.test/v1/admin/referrals", ""), JSON.parse(c.body)]), [
+      ["POST", "/payouts/bulk", { action: "sent", items: [{ id: ID, tx_hash: "0xbatch" }, { id: other, tx_hash: "0xbatch" }] }],
+      ["POST", "/payouts/bulk", { action: "failed", items: [{ id: ID, reason: "wallet rejected" }, { id: other }] }],
+      ["POST", "/payouts/bulk", { action: "processing", items: [{ id: ID }] }],
+    ]);
+    assert.match(calls[0].headers.get("idempotency-key"), /^[0-9a-f-]{36}$/);
+    assert.equal(calls[1].headers.get("idempotency-key"), "batch-1");
+    assert.notEqual(calls[2].headers.get("idempotency-key"), calls[0].headers.get("idempotency-key"));
+  });
 });
 
 describe("retries", () => {

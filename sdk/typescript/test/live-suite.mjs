@@ -1,5 +1,6 @@
 // The client against a live gunicorn, the same tests on each backend: every
-// method (the writes with a named token of scope system), every error class a
+// method (the writes with a named token of scope system, bulk with one of
+// scope operator), the queue's order and time bounds, every error class a
 // running server with a good database produces, paging, and retries that
 // replay the first answer through a FlakyProxy that loses answers on purpose.
 import assert from "node:assert/strict";
@@ -8,9 +9,9 @@ import { join } from "node:path";
 import { inspect } from "node:util";
 import { after, before, describe, test } from "node:test";
 import {
-  AdminTokenInvalid, Forbidden, IdempotencyKeyReused, InsufficientBalance, InvalidActor, InvalidAmount,
-  InvalidCurrency, InvalidCursor, InvalidDestination, InvalidIdempotencyKey, InvalidJson, InvalidLimit,
-  InvalidPayoutId, InvalidStatus, InvalidTxHash, InvalidType, InvalidUserId, MethodNotAllowed, NotFound,
+  AdminTokenInvalid, Forbidden, IdempotencyKeyReused, InsufficientBalance, InvalidActor, InvalidAmount, InvalidBulk,
+  InvalidCurrency, InvalidCursor, InvalidDestination, InvalidIdempotencyKey, InvalidJson, InvalidLimit, InvalidOrder,
+  InvalidPayoutId, InvalidStatus, InvalidTime, InvalidTxHash, InvalidType, InvalidUserId, MethodNotAllowed, NotFound,
   PayoutNotActionable, PayoutNotFound, TransportError, TriportAdmin, TriportError, UserNotFound,
 } from "../dist/esm/index.js";
 import { FlakyProxy, answer } from "./flaky-proxy.mjs";
@@ -24,16 +25,17 @@ const UNAVAILABLE = answer(503, { error: "database_unavailable" });
 /** `setup()` gives {database, drop?} or {skip: reason}. */
 export function liveSuite(backend, setup) {
   return describe(`the client against a live server on ${backend}`, async () => {
-    let server, database, drop, systemToken, readToken;
+    let server, database, drop, systemToken, operatorToken, readToken;
     const dir = scratchDir();
     const proxies = [];
 
     before(async () => {
       ({ database, drop } = await setup());
       // The server finds a token made after its start too; made side by side, they cost no time.
-      [server, systemToken, readToken] = await Promise.all([
+      [server, systemToken, operatorToken, readToken] = await Promise.all([
         Server.start({ database, log: join(dir, "gunicorn.log") }),
         createToken(database, "billing-service", "system"),
+        createToken(database, "payments-bot", "operator"),
         createToken(database, "auditor", "read"),
       ]);
     });
@@ -200,6 +202,13 @@ export function liveSuite(backend, setup) {
         [() => collect(payouts.list({ limit: 0 })), InvalidLimit, 400],
         [() => collect(payouts.list({ limit: 201 })), InvalidLimit, 400],
         [() => collect(payouts.list({ userId: "u".repeat(129) })), InvalidUserId, 400],
+        [() => collect(payouts.list({ order: "sideways" })), InvalidOrder, 400],
+        [() => collect(payouts.list({ createdAfter: "yesterday" })), InvalidTime, 400],
+        [() => collect(payouts.list({ updatedBefore: "2026-11-23T22:31:00" })), InvalidTime, 400], // no offset
+        [() => payouts.bulk("settled", [{ id: open }]), InvalidBulk, 400],
+        [() => payouts.bulk("failed", []), InvalidBulk, 400],
+        [() => payouts.bulk("failed", Array.from({ length: 101 }, () => ({ id: randomUUID() }))), InvalidBulk, 400],
+        [() => payouts.bulk("failed", [{ id: open }, { id: open.toUpperCase() }]), InvalidBulk, 400], // one payout twice
         [() => collect(events.list({ type: "payout.paid" })), InvalidType, 400],
         [() => collect(events.list({ after: "forged" })), InvalidCursor, 400],
         [() => users.get("nobody-" + randomUUID()), UserNotFound, 404],
@@ -223,6 +232,7 @@ export function liveSuite(backend, setup) {
         [() => reader.payouts.create(asked), Forbidden, 403],
         [() => reader.payouts.cancel(open), Forbidden, 403],
         [() => reader.payouts.markProcessing(open), Forbidden, 403],
+        [() => reader.payouts.bulk("processing", [{ id: open }]), Forbidden, 403],
       ];
       for (const [call, Kind, status] of cases) {
         const before = flaky.requests.length;
@@ -241,6 +251,77 @@ export function liveSuite(backend, setup) {
       assert.equal(refused.idempotencyKey, flaky.requests.at(-1).headers["idempotency-key"]);
       // The reader's token was refused before anything changed.
       assert.deepEqual(transitions(await payouts.events(open)).map((e) => e.to_status), ["failed"]);
+    });
+
+    test("the queue: oldest or newest first, exclusive time bounds, a Date sent as its ISO text", async () => {
+      const [first, second] = owned(9);
+      const flaky = await proxy();
+      const { payouts } = client(flaky.url).referrals;
+      const listed = (params) => collect(payouts.list({ userId: user(9), ...params }));
+      const ids = async (params) => (await listed(params)).map((p) => p.id);
+      const [older, newer] = await listed({ order: "oldest" });
+      assert.deepEqual([older.id, newer.id], [first, second]);
+      assert.deepEqual(await ids({ order: "newest" }), [second, first]);
+      assert.deepEqual(await ids({}), [second, first]);
+      // Exclusive: a bound at a payout's own created_at leaves it out.
+      assert.deepEqual(await ids({ createdAfter: older.created_at }), [second]);
+      assert.deepEqual(await ids({ createdBefore: newer.created_at }), [first]);
+      const hourAhead = new Date(Date.now() + 3_600_000);
+      assert.deepEqual(await ids({ createdBefore: hourAhead, order: "oldest", limit: 1 }), [first, second]); // paged
+      assert.deepEqual(await ids({ createdAfter: hourAhead }), []);
+      const sent = flaky.requests.map((r) => new URL(r.target, flaky.url).searchParams);
+      assert.ok(sent.some((query) => query.get("created_before") === hourAhead.toISOString()));
+      // With updatedBefore, the order of the last change: the first, claimed now, comes last.
+      await payouts.markProcessing(first);
+      assert.deepEqual(await ids({ updatedBefore: hourAhead, order: "oldest" }), [second, first]);
+      const [claimed] = await listed({ status: "processing" });
+      assert.deepEqual(await ids({ updatedBefore: claimed.updated_at }), [second]);
+    });
+
+    test("bulk with a named operator token: each item applied or refused on its own, in request order", async () => {
+      const [paid, untagged] = owned(10);
+      const [settled] = owned(11);
+      await client(server.url).referrals.payouts.markFailed(settled);
+      const bot = client(server.url, { adminToken: operatorToken, actor: "maria" }).referrals.payouts;
+      const missing = randomUUID();
+      const batch = [
+        { id: paid, txHash: "0xbatch7" }, { id: settled, txHash: "0xbatch7" }, { id: missing, txHash: "0xbatch7" },
+        { id: "not-a-uuid", txHash: "0xbatch7" }, { id: untagged },
+      ];
+      assert.deepEqual(await bot.bulk("sent", batch), {
+        results: [
+          { id: paid, ok: true },
+          { id: settled, ok: false, error: "payout_not_actionable" },
+          { id: missing, ok: false, error: "payout_not_found" },
+          { id: "not-a-uuid", ok: false, error: "invalid_payout_id" },
+          { id: untagged, ok: false, error: "invalid_tx_hash" },
+        ],
+        succeeded: 1,
+        failed: 4,
+      });
+      const [event] = await historyOf(paid);
+      assert.deepEqual([event.to_status, event.tx_hash, event.actor, event.on_behalf_of],
+        ["sent", "0xbatch7", "payments-bot", "maria"]);
+      assert.deepEqual(await historyOf(untagged), []);
+      assert.equal((await historyOf(settled)).length, 1);
+    });
+
+    test("a bulk answer lost in transit is replayed under the same key: each item applied once", async () => {
+      const [one, two] = owned(12);
+      const flaky = await proxy(["drop"]);
+      const key = `batch-${randomUUID()}`;
+      const items = [{ id: one, reason: "batch rejected" }, { id: two }];
+      const all = { results: [{ id: one, ok: true }, { id: two, ok: true }], succeeded: 2, failed: 0 };
+      assert.deepEqual(await client(flaky.url).referrals.payouts.bulk("failed", items, { idempotencyKey: key }), all);
+      // Two attempts; a third only if a loaded machine let the retry time out too.
+      assert.ok(flaky.requests.length >= 2);
+      assert.deepEqual(new Set(flaky.requests.map((r) => r.headers["idempotency-key"])), new Set([key]));
+      assert.equal(new Set(flaky.requests.map((r) => r.body)).size, 1);
+      assert.deepEqual((await historyOf(one)).map((e) => [e.to_status, e.reason]), [["failed", "batch rejected"]]);
+      assert.equal((await historyOf(two)).length, 1);
+      // The control: a new call, a new key, and each item is refused as settled.
+      const again = await client(server.url).referrals.payouts.bulk("failed", items);
+      assert.deepEqual(again.results.map((r) => r.error), ["payout_not_actionable", "payout_not_actionable"]);
     });
 
     test("a number amount is refused with a TypeError, without a request", async () => {
