@@ -37,8 +37,16 @@ def _schema_url(schema: str) -> str:
 
 
 @pytest.fixture
-def postgres_url(postgres_admin):
-    """A database URL whose connections see a fresh, private, empty schema."""
+def postgres_url(request, postgres_admin):
+    """A database URL whose connections see a private schema of their own:
+    empty, or, for a test that uses `repo`, already at this release's version
+    (which repo would give it anyway), from the SchemaPool."""
+    if "repo" in request.fixturenames:
+        pool = request.getfixturevalue("schema_pool")
+        schema = pool.take()
+        yield _schema_url(schema)
+        pool.give_back(schema)
+        return
     schema = f"t_{uuid.uuid4().hex[:16]}"
     postgres_admin.execute(f"CREATE SCHEMA {schema}")
     yield _schema_url(schema)
@@ -121,14 +129,6 @@ def schema_pool(postgres_admin):
     pool.close()
 
 
-@pytest.fixture
-def migrated_postgres_url(schema_pool):
-    """Like postgres_url, but at this release's schema version already."""
-    schema = schema_pool.take()
-    yield _schema_url(schema)
-    schema_pool.give_back(schema)
-
-
 @pytest.fixture(params=("sqlite", "postgres"))
 def backend(request):
     return request.param
@@ -136,12 +136,8 @@ def backend(request):
 
 @pytest.fixture
 def database_url(backend, request, tmp_path):
-    """A fresh database of each backend in turn: empty, or, for a test that
-    uses `repo` on PostgreSQL, already at this release's schema (which repo
-    would give it anyway)."""
+    """A fresh database of each backend in turn (on PostgreSQL, see postgres_url)."""
     if backend == "postgres":
-        if "repo" in request.fixturenames:
-            return request.getfixturevalue("migrated_postgres_url")
         return request.getfixturevalue("postgres_url")
     return str(tmp_path / "triport.sqlite3")
 
