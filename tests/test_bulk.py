@@ -71,6 +71,7 @@ def test_failed_items_carry_their_reasons(client, repo, make_payout):
     assert res.json["results"] == [{"id": c, "ok": False, "error": "invalid_json"}]
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # refused before any database: one backend says it
 @pytest.mark.parametrize("body", [
     {"items": [{"id": UNKNOWN_ID}]},
     {"action": "cancel", "items": [{"id": UNKNOWN_ID}]},

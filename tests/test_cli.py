@@ -198,6 +198,7 @@ def test_credit_with_a_bad_amount_is_refused(run, repo, amount):
         user_view(repo, "alice")
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # refused before any database: one backend says it
 @pytest.mark.parametrize("amount", BAD_AMOUNTS)
 def test_create_payout_with_a_bad_amount_is_refused(run, repo, amount):
     credit(run, amount="100000")

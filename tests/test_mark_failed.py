@@ -221,6 +221,7 @@ INVALID_JSON_BODIES = {
 }
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # refused before any database: one backend says it
 @pytest.mark.parametrize("body", list(INVALID_JSON_BODIES.values()), ids=list(INVALID_JSON_BODIES))
 def test_undecodable_body_is_invalid_json(client, repo, make_payout, body):
     payout_id = make_payout()

@@ -358,7 +358,7 @@ class PayoutMachine(RuleBasedStateMachine):
 
 
 PayoutMachine.TestCase.settings = settings(
-    max_examples=200,
+    max_examples=120,
     stateful_step_count=40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
