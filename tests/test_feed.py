@@ -327,6 +327,7 @@ def test_a_cursor_is_only_good_for_the_type_filter_it_was_issued_with(client, ch
 # -- errors --------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # refused before any database: one backend says it
 @pytest.mark.parametrize("query", [
     [("type", "")],
     [("type", "sent")],
@@ -343,6 +344,7 @@ def test_an_unknown_empty_or_repeated_type_is_400_invalid_type(client, changes, 
     refused(client, query, 400, "invalid_type")
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # refused before any database: one backend says it
 @pytest.mark.parametrize("query", [
     [("limit", "0")], [("limit", "201")], [("limit", "-1")], [("limit", "1.5")], [("limit", "abc")],
     [("limit", "")], [("limit", "1e2")], [("limit", " 5")], [("limit", "5"), ("limit", "5")],

@@ -155,6 +155,7 @@ def test_upper_case_payout_id_is_accepted_and_canonicalised(client, repo, make_p
 # -- 400 invalid_payout_id --------------------------------------------------------
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # refused before any database: one backend says it
 @pytest.mark.parametrize("bad_id", [
     "not-a-uuid",
     "12345",
@@ -248,6 +249,7 @@ BAD_ACTORS = {
 }
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # refused before any database: one backend says it
 @pytest.mark.parametrize("actor", list(BAD_ACTORS.values()), ids=list(BAD_ACTORS))
 def test_malformed_actor_header_is_invalid_actor(client, repo, make_payout, actor):
     payout_id = make_payout()
