@@ -111,6 +111,7 @@ def test_other_method_is_method_not_allowed_with_allow_header(bare_client, allow
     assert res.headers["Allow"] == allowed
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # refused before any database: one backend says it
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH", "OPTIONS"])
 @pytest.mark.parametrize("action", ACTIONS)
 def test_other_method_on_a_real_payouts_action_is_405_and_changes_nothing(client, repo, make_payout, action,
