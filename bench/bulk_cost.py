@@ -69,7 +69,7 @@ def main() -> None:
     database = os.path.join(work, "bulk.sqlite3")
     repo = Repository(open_database(database))
     repo.db.init_schema()
-    needed = args.rounds * args.items * 2 + 50
+    needed = args.rounds * (args.items * 3 + 1) + 50
     repo.credit("bench", Decimal(needed), "USDT")
     ids = [repo.create_payout("bench", Decimal(1), "USDT", "0xbench")["id"] for _ in range(needed)]
     port = 8700 + os.getpid() % 200
