@@ -79,6 +79,12 @@ class Gunicorn:
         """What gunicorn and the app wrote so far (with log_path given)."""
         return self.log_path.read_text(errors="replace") if self.log_path else ""
 
+    def wait_booted(self, workers: int, timeout: float = START_TIMEOUT) -> None:
+        """Until every worker has booted: the server answers once one has."""
+        deadline = time.monotonic() + timeout
+        while self.booted_workers() < workers and time.monotonic() < deadline:
+            time.sleep(0.05)
+
     def booted_workers(self) -> int:
         return self.log().count("Booting worker")
 

@@ -206,6 +206,7 @@ def test_body_shorter_than_announced_then_half_close_is_invalid_json(server, liv
 
 def test_server_survives_clients_that_close_mid_body(server, live_repo, new_payout):
     payout_id = new_payout()
+    server.wait_booted(WORKERS)  # a loaded machine boots the last ones after the first answers
     for _ in range(WORKERS):
         with socket.create_connection((HOST, server.port), timeout=TIMEOUT) as sock:
             sock.sendall(request_head(failed_path(payout_id), "Content-Length: 100\r\n") + b'{"reason":')
