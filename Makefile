@@ -82,13 +82,13 @@ test: check
 test-ts: $(VENV)/.test-stamp $(TS)/dist/.build-stamp
 	cd $(TS) && TRIPORT_VENV=$(abspath $(VENV)) node --test --test-concurrency=3 test/
 
-# The edit-test loop, about 15 s: the suite without live servers (marker live), long
+# The edit-test loop, about 45 s (two workers): the suite without live servers (marker live), long
 # hypothesis runs (fuzz) and PostgreSQL, whose fresh schema per test costs ~40 ms
 # (~40 s for its half). FAST_ARGS replaces the last part: FAST_ARGS= for both
 # backends, FAST_ARGS='-k postgres' for the PostgreSQL half, FAST_ARGS=tests/test_x.py.
 FAST_ARGS ?= -k 'not postgres'
 test-fast: $(VENV)/.test-stamp
-	$(BIN)/python -m pytest -m 'not live and not fuzz and not slow' $(FAST_ARGS)
+	$(BIN)/python -m pytest -n 2 -m 'not live and not fuzz and not slow' $(FAST_ARGS)
 
 # Not part of `make test`: about 13 minutes; needs wrk (apt-get install wrk).
 # BENCH_ARGS=--quick for a one-minute smoke run (under var/bench/quick/).
