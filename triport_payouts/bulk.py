@@ -12,7 +12,7 @@ item has run.
 from __future__ import annotations
 
 from . import domain, http, idempotency
-from .errors import ApiError, InvalidBulk, from_database, from_domain
+from .errors import ApiError, InvalidBulk, from_database, tag_of
 from .handlers import Services, action_fields
 from .inputs import Action
 from .repository import KeyAnswer
@@ -75,8 +75,6 @@ def _one(services: Services, request: Action, action: str, item: dict) -> dict:
         payout_id = domain.parse_payout_id(item["id"])
         services.repository.transition(payout_id, action, actor=request.actor, on_behalf_of=request.on_behalf_of,
                                        **action_fields(action, item))
-    except ApiError as exc:
-        return {"id": item["id"], "ok": False, "error": exc.tag}
-    except domain.DomainError as exc:
-        return {"id": item["id"], "ok": False, "error": from_domain(exc).tag}
+    except (ApiError, domain.DomainError) as exc:
+        return {"id": item["id"], "ok": False, "error": tag_of(exc)}
     return {"id": item["id"], "ok": True}

@@ -171,6 +171,12 @@ def from_domain(exc: domain.DomainError) -> ApiError:
     return kind(tag)
 
 
+def tag_of(exc: ApiError | domain.DomainError) -> str:
+    """The tag a request refused with `exc` answers (for answers that report
+    one refusal among others: a bulk item, an imported row)."""
+    return exc.tag if isinstance(exc, ApiError) else from_domain(exc).tag
+
+
 _FROM_DATABASE = (
     (StorageFull, StorageFullError),
     (SchemaOutdated, SchemaOutdatedError),

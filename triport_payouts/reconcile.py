@@ -108,10 +108,8 @@ def apply(repo: Repository, rows: list[Row], *, actor: str | None, dry_run: bool
                 planned[payout_id] = {**payout, "status": row.status, **fields}
             else:
                 repo.transition(payout_id, row.status, actor=actor, **fields)
-        except domain.DomainError as exc:
-            yield Outcome(row, REFUSED, errors.from_domain(exc).tag)
-        except errors.ApiError as exc:
-            yield Outcome(row, REFUSED, exc.tag)
+        except (domain.DomainError, errors.ApiError) as exc:
+            yield Outcome(row, REFUSED, errors.tag_of(exc))
         else:
             yield Outcome(row, APPLIED)
 
