@@ -82,12 +82,23 @@ def test_a_rolled_back_transition_queues_nothing_and_a_committed_one_always_does
     Webhooks(repo.db).add("http://127.0.0.1:9/all", ("payout.failed", "payout.requested"))
     payout = make_payout()
     assert [row["event_id"] for row in deliveries(repo)] == [all_events(repo)[0]["id"]]
-    # The statement after the event and the outbox fails: the whole transaction goes.
-    statement = repo._sql["finish_key"]
-    repo._sql["finish_key"] = "SELECT no_such_column FROM payouts"
+    # What runs after the event and the outbox fails: the whole transaction
+    # goes. On SQLite, the statement storing the answer; where the transition
+    # is one statement, that statement, once it has counted its event.
+    if repo._transition_sql is None:
+        statement = repo._sql["finish_key"]
+        repo._sql["finish_key"] = "SELECT no_such_column FROM payouts"
+    else:
+        statements = repo._transition_sql
+        failing = statements[1].replace("SELECT count(*) FROM event", "SELECT 1 / (count(*) - 1) FROM event")
+        assert failing != statements[1]
+        repo._transition_sql = (statements[0], failing)
     with pytest.raises(repo.db.errors):
         repo.transition(payout, "failed", reason="x", answer=KeyAnswer("k", 200, b"{}"))
-    repo._sql["finish_key"] = statement
+    if repo._transition_sql is None:
+        repo._sql["finish_key"] = statement
+    else:
+        repo._transition_sql = statements
     assert repo.get_payout(payout)["status"] == "requested"
     assert len(deliveries(repo)) == 1 and len(all_events(repo)) == 1
     repo.transition(payout, "failed", reason="x")

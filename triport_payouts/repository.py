@@ -60,6 +60,24 @@ SQL = {
     "insert_event": (
         f"INSERT INTO payout_events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
     ),
+    # The compare-and-set and its event as one statement, where the dialect
+    # writes several tables in one (Database.writes_in_one_statement): the
+    # event is inserted only for the row the UPDATE changed, and the count of
+    # events says whether it did. {finish} stores the idempotent answer in
+    # the same statement, or is empty.
+    "transition_and_event": (
+        "WITH moved AS ("
+        " UPDATE payouts SET status = ?, reason = coalesce(?, reason),"
+        " tx_hash = coalesce(?, tx_hash), updated_at = ?"
+        " WHERE id = ? AND status = ? RETURNING id),"
+        f" event AS (INSERT INTO payout_events ({', '.join(EVENT_COLUMNS)})"
+        f" SELECT id, {', '.join('?' * (len(EVENT_COLUMNS) - 1))} FROM moved RETURNING 1){{finish}}"
+        " SELECT count(*) FROM event"
+    ),
+    "transition_finish": (
+        ", answer AS (UPDATE idempotency_keys SET status = ?, body = ?"
+        " WHERE key = ? AND status IS NULL AND EXISTS (SELECT 1 FROM moved) RETURNING 1)"
+    ),
     "events": (
         f"SELECT {', '.join(EVENT_COLUMNS)} FROM payout_events WHERE payout_id = ? ORDER BY id"
     ),
@@ -241,6 +259,11 @@ class Repository:
         )
         self._payout_json = payout_json
         self._sql = {name: self._dialect_sql(text) for name, text in sql.items()}
+        # The transition in one statement, without and with an answer to store.
+        self._transition_sql = (
+            self._dialect_sql(sql["transition_and_event"].format(finish="")),
+            self._dialect_sql(sql["transition_and_event"].format(finish=sql["transition_finish"])),
+        ) if db.writes_in_one_statement else None
         self._page_sql: dict[tuple[tuple[str, ...], str, bool], str] = {}
 
     def _dialect_sql(self, text: str) -> str:
@@ -346,19 +369,30 @@ class Repository:
         current = self._status(payout_id)
         if current not in rule.sources:
             raise domain.PayoutNotActionable()
-        with self.db.transaction() as conn:
-            now = domain.utcnow()  # taken under the write lock: events' times follow commit order
-            cursor = conn.execute(
-                self._sql["transition"], (rule.target, reason, tx_hash, now, payout_id, current)
-            )
-            if cursor.rowcount != 1:
-                raise domain.PayoutNotActionable()
-            conn.execute(
-                self._sql["insert_event"],
-                (payout_id, current, rule.target, reason, tx_hash, actor, now, on_behalf_of),
-            )
+        if self._transition_sql is not None:
+            now = domain.utcnow()
+            params = [rule.target, reason, tx_hash, now, payout_id, current,
+                      current, rule.target, reason, tx_hash, actor, now, on_behalf_of]
             if answer is not None:
-                conn.execute(self._sql["finish_key"], (answer.status, answer.body, answer.key))
+                params += (answer.status, answer.body, answer.key)
+            with self.db.write_once() as conn:
+                moved = conn.execute(self._transition_sql[answer is not None], params).fetchone()[0]
+            if moved != 1:
+                raise domain.PayoutNotActionable()
+        else:
+            with self.db.transaction() as conn:
+                now = domain.utcnow()  # taken under the write lock: events' times follow commit order
+                cursor = conn.execute(
+                    self._sql["transition"], (rule.target, reason, tx_hash, now, payout_id, current)
+                )
+                if cursor.rowcount != 1:
+                    raise domain.PayoutNotActionable()
+                conn.execute(
+                    self._sql["insert_event"],
+                    (payout_id, current, rule.target, reason, tx_hash, actor, now, on_behalf_of),
+                )
+                if answer is not None:
+                    conn.execute(self._sql["finish_key"], (answer.status, answer.body, answer.key))
         # One line per transition, for log pipelines; never the token.
         log.info("payout %s %s -> %s actor=%s", payout_id, current, rule.target, json.dumps(actor))
         return current, rule.target

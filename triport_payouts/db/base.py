@@ -83,6 +83,9 @@ class Database(abc.ABC):
     unavailable_errors: ClassVar[tuple[type[BaseException], ...]]
     #: Statements of the repository's SQL that this dialect writes its own way, by name.
     sql_overrides: ClassVar[Mapping[str, str]] = {}
+    #: Whether one statement may write several tables (data-modifying WITH
+    #: clauses), each statement being its own transaction (see write_once).
+    writes_in_one_statement: ClassVar[bool] = False
 
     def __init__(self) -> None:
         # Whether a new connection refuses a schema of another version than
@@ -211,6 +214,12 @@ class Database(abc.ABC):
         on success (and returns only once the commit is durable), rolls back
         and re-raises otherwise. A full disk is raised as StorageFull, and a
         lock not granted in time as DatabaseUnavailable."""
+
+    def write_once(self) -> AbstractContextManager[Any]:
+        """A connection for one writing statement that is a transaction of
+        its own, with the errors mapped as in transaction(); only where
+        writes_in_one_statement."""
+        raise NotImplementedError
 
     @abc.abstractmethod
     def snapshot(self) -> AbstractContextManager[Stream]:
