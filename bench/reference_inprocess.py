@@ -4,7 +4,7 @@ the other, as bench/inprocess.py times the app against raw statements; the
 two answering alike first, on valid requests and on each refusal; and where
 the app's 409 call spends its time, per call, under cProfile.
 
-    .venv/bin/python bench/reference_inprocess.py [--payouts 20000] [--profile conflict|events|list]
+    .venv/bin/python bench/reference_inprocess.py [--payouts 20000] [--profile conflict|events|list | --parts]
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from inprocess import BODY, Route, _app_loop, _seed, environ, measure
+from inprocess import BODY, Route, _app_loop, _seed, _start_response, environ, measure
 
 from bench.reference_reads import ReadsReference
 from triport_payouts import create_app
@@ -99,6 +99,7 @@ def main(argv=None) -> int:
     parser.add_argument("--blocks", type=int, default=5)
     parser.add_argument("--profile", choices=["conflict", "events", "list"],
                         help="cProfile of the app's loop of that route, per call, instead")
+    parser.add_argument("--parts", action="store_true", help="the app's 409 call taken apart, step by step, instead")
     args = parser.parse_args(argv)
     token = secrets.token_urlsafe(16)
     with tempfile.TemporaryDirectory(prefix="triport-reference-") as tmp:
@@ -117,6 +118,9 @@ def main(argv=None) -> int:
         }
         if args.profile:
             return profile(app, token, *paths[args.profile])
+        if args.parts:
+            parts(app, reference, token, failed_id)
+            return 0
         for name, (method, route, query, body, expect) in paths.items():
             def loop(callable_, method=method, route=route, query=query, body=body, expect=expect):
                 return _app_loop(callable_, lambda: environ(method, route, token, query, body), expect)
@@ -127,6 +131,64 @@ def main(argv=None) -> int:
                   f" {', '.join(f'{x:.1f}' for x in result['app_us_blocks'])}; reference"
                   f" {', '.join(f'{x:.1f}' for x in result['raw_us_blocks'])})")
     return 0
+
+
+def parts(app, reference, token: str, failed_id: str, calls: int = 20000, repeats: int = 7) -> None:
+    """The app's 409 call taken apart: each step of it timed alone on the
+    same request, best of `repeats` loops, in microseconds per call (the
+    environ of each call made beforehand, as in the loops above)."""
+    import time
+
+    from triport_payouts import domain, handlers, http, inputs
+
+    path = f"{API}/{failed_id}/failed"
+    route, params = app.router.match(path, "POST")
+    request = inputs.action(environ("POST", path, token, body=BODY), params)["request"]
+    conn = app.repository.db.connection()
+
+    def refused():
+        try:
+            handlers.mark_failed(app.services, request)
+        except domain.PayoutNotActionable as exc:
+            return exc
+
+    def answer():
+        try:
+            raise domain.PayoutNotActionable()
+        except domain.DomainError as exc:
+            http.Response.refusal(exc).start(_start_response)
+
+    def best(step, make=None) -> float:
+        times = []
+        for _ in range(repeats):
+            args = [make() for _ in range(calls)] if make else [None] * calls
+            start = time.perf_counter()
+            for arg in args:
+                step(arg)
+            times.append(time.perf_counter() - start)
+        return min(times) / calls * 1e6
+
+    def fresh():
+        return environ("POST", path, token, body=BODY)
+
+    steps = [
+        ("the app's whole call", lambda env: app(env, _start_response), fresh),
+        ("the reference's whole call", lambda env: reference(env, _start_response), fresh),
+        ("route: Router.match", lambda _: app.router.match(path, "POST"), None),
+        ("token: sent_token + Authenticator.check",
+         lambda env: app.auth.check(http.sent_token(env), route.right), fresh),
+        ("id, actor, key, body: inputs.action", lambda env: inputs.action(env, params), fresh),
+        ("  of which the body: read_body + parse_object",
+         lambda env: http.parse_object(http.read_body(env)), fresh),
+        ("reason: handlers.action_fields", lambda _: handlers.action_fields("failed", request.body), None),
+        ("handler to refusal: mark_failed .. transition, raised", lambda _: refused(), None),
+        ("  of which the status read: Repository._status", lambda _: app.repository._status(failed_id), None),
+        ("  of which the statement: execute + fetchone",
+         lambda _: conn.execute("SELECT status FROM payouts WHERE id = ?", (failed_id,)).fetchone(), None),
+        ("the answer: raise, catch, Response.refusal, start", lambda _: answer(), None),
+    ]
+    for label, step, make in steps:
+        print(f"{best(step, make):7.2f} us  {label}")
 
 
 def profile(app, token: str, method: str, route: str, query: str, body: bytes, expect: str,
