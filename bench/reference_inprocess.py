@@ -130,7 +130,34 @@ def main(argv=None) -> int:
                   f"  app / reference {result['ratio']:.2f}  (blocks: app"
                   f" {', '.join(f'{x:.1f}' for x in result['app_us_blocks'])}; reference"
                   f" {', '.join(f'{x:.1f}' for x in result['raw_us_blocks'])})")
+        result = measure(create_route(path, token), 300, args.blocks)
+        print(f"create     app {result['app_us']:7.1f} us  without the creation event {result['raw_us']:7.1f} us"
+              f"  ratio {result['ratio']:.3f} (of the block means {result['mean_ratio']:.3f}; blocks' medians: app"
+              f" {', '.join(f'{x:.0f}' for x in result['app_us_blocks'])}; without"
+              f" {', '.join(f'{x:.0f}' for x in result['raw_us_blocks'])})")
     return 0
+
+
+def create_route(path: str, token: str, payees: int = 1000) -> Route:
+    """The create path (a new payout for each payee in turn) by the app
+    against the same without the creation event (bench/variants.py), on one
+    database, calls alternating one by one."""
+    from databases import PAYEES, credit_payees
+
+    from bench.variants import app_without_creation_event
+    from triport_payouts.config import Config
+
+    credit_payees(path, payees)
+    bodies = [json.dumps({"user_id": f"{PAYEES}{i:05d}", "amount": "0.01", "currency": "USDT",
+                          "destination": "bench-wallet"}).encode() for i in range(1, payees + 1)]
+
+    def loop(app):
+        turn = iter(range(10**9))
+        return _app_loop(app, lambda: environ("POST", API, token, body=bodies[next(turn) % payees]), "201")
+
+    return Route("create_201", "create payout, 201", loop(create_app(database=path, admin_token=token)),
+                 loop(app_without_creation_event(Config(database=path, admin_token=token))), "201",
+                 writes=True, against="the same without the creation event")
 
 
 def parts(app, reference, token: str, failed_id: str, calls: int = 20000, repeats: int = 7) -> None:

@@ -41,11 +41,11 @@ class WithoutCreationEvent(Repository):
             self._sql = statements
 
 
-def _without_creation_event() -> App:
-    app = App(Config.from_env(os.environ))
+def app_without_creation_event(config: Config) -> App:
+    app = App(config)
     app.repository = WithoutCreationEvent(app.repository.db)
     app.services = dataclasses.replace(app.services, repository=app.repository)
     return app
 
 
-without_creation_event = _without_creation_event()
+without_creation_event = app_without_creation_event(Config.from_env(os.environ))
