@@ -184,7 +184,7 @@ def write(results: dict, out: Path, quick: bool = False) -> None:
         " ..., the ceiling: each scenario's ratios are to the mean of the two ceiling runs around it."
         " req/s, p50 and p99 (wrk's latency percentiles) are medians over rounds; the ratios are"
         " medians of the per-round ratios. Load average at the start of each round: "
-        + ", ".join(" ".join(l) for l in load["loadavg_rounds"])
+        + ", ".join(" ".join(avg) for avg in load["loadavg_rounds"])
         + " (this machine is shared with other work: the per-round ratios show the noise).",
         "",
         "The two reference rows (grey in the chart) are not the app: they are the same writes by a bare"
@@ -343,7 +343,8 @@ def write(results: dict, out: Path, quick: bool = False) -> None:
         "sudo apt-get install wrk            # once (Debian's package)",
         "make bench                          # the full run, about 13 minutes: this page and its chart",
         ".venv/bin/python bench/run.py --quick   # a smoke run of about a minute (var/bench/quick/)",
-        ".venv/bin/python bench/run.py --only failed_200,failed_409 --rounds 3   # some scenarios alone (var/bench/only/)",
+        ".venv/bin/python bench/run.py --only failed_200,failed_409 --rounds 3"
+        "   # some scenarios alone (var/bench/only/)",
         ".venv/bin/python bench/run.py --only failed_200,failed_200_webhook --rounds 12   # webhooks' cost alone",
         ".venv/bin/python bench/inprocess.py --profile failed   # cProfile of one route in process",
         ".venv/bin/python bench/run.py --only reference_409,failed_409,reference_events,events --rounds 4"

@@ -244,12 +244,12 @@ def _versus(rounds: list[Round], key: str, other: str, target: float | None) -> 
 
 def _figures(loads) -> dict:
     return {
-        "rps": statistics.median(l.rps for l in loads),
-        "p50_ms": statistics.median(l.p50_ms for l in loads),
-        "p99_ms": statistics.median(l.p99_ms for l in loads),
-        "rps_rounds": [l.rps for l in loads],
-        "p99_rounds": [l.p99_ms for l in loads],
-        "requests": sum(l.answered for l in loads),
+        "rps": statistics.median(run.rps for run in loads),
+        "p50_ms": statistics.median(run.p50_ms for run in loads),
+        "p99_ms": statistics.median(run.p99_ms for run in loads),
+        "rps_rounds": [run.rps for run in loads],
+        "p99_rounds": [run.p99_ms for run in loads],
+        "requests": sum(run.answered for run in loads),
         "statuses": _sum_statuses(loads),
     }
 
