@@ -18,7 +18,8 @@ Two callables differ only in how COMMIT meets the disk:
   a kernel crash (not in a process crash).
 
 So the load rounds show, side by side with the app and the ceiling, what a
-write costs here with and without that promise.
+write costs here with and without that promise. The read paths' reference,
+with every check the app does, is bench/reference_reads.py.
 
     gunicorn --config python:triport_payouts.gunicorn_conf bench.reference:durable
 """
