@@ -106,3 +106,50 @@ def run_read(wrk: Wrk, scenario: Scenario, server: Server, db: Path | None, dura
             f"{scenario.label}: the database changed under a read-only scenario: {before} -> {after}"
         )
     return load
+
+
+def run_create(wrk: Wrk, scenario: Scenario, server: Server, db: Path, duration: float, drain: str) -> Load:
+    """One load run on the create path, then the database check: as many
+    payouts created as 201s counted and requests sent, each with its
+    creation event, or with none on the variant that leaves it out."""
+    before = db_counts(db)
+    load = wrk.run(scenario.key, server.base + scenario.path, scenario.script, duration,
+                   {**scenario.args, "drain": drain})
+    after = db_counts(db)
+    sent = sum(t["sent"] for t in load.raw["threads"])
+    created, events = after["payouts"] - before["payouts"], after["events"] - before["events"]
+    problems = []
+    if set(load.statuses) - {"201"}:
+        problems.append(f"statuses other than 201: {load.statuses}")
+    if load.socket_errors:
+        problems.append(f"{load.socket_errors} socket errors (a write may be lost in flight)")
+    if not (load.statuses.get("201", 0) == created == sent):
+        problems.append(f"wrk counted {load.statuses.get('201', 0)} 201s for {sent} requests sent,"
+                        f" the database has {created} new payouts")
+    expected = created if scenario.creation_event else 0
+    if events != expected or after["outbox"] != before["outbox"]:
+        problems.append(f"{events} events for {created} new payouts (expected {expected}),"
+                        f" {after['outbox'] - before['outbox']} outbox rows (expected none)")
+    if problems:
+        raise BenchmarkFailed(f"{scenario.label}: the database check failed: " + "; ".join(problems))
+    return load
+
+
+def same_answers(reference: Server, app: Server, scenario: Scenario, token: str) -> None:
+    """The reference answers a scenario's request as the app does: the same
+    status, the same bytes, and the same headers of the app's own (the
+    server's Date and the like aside): else the two are not measured alike."""
+    method, body = scenario.args.get("method", "GET"), scenario.args.get("body")
+    headers = {"X-Admin-Token": token, **({"Content-Type": "application/json"} if body else {})}
+    answers = [server.exchange(method, scenario.path, headers, body) for server in (reference, app)]
+    ours = ("content-type", "cache-control", "content-length", "allow")
+    (status, headers, body), (app_status, app_headers, app_body) = (
+        (status, {k.lower(): v for k, v in headers if k.lower() in ours}, body) for status, headers, body in answers
+    )
+    if (status, headers, body) != (app_status, app_headers, app_body):
+        raise BenchmarkFailed(
+            f"{scenario.label}: the reference answers {status} {headers} {body[:300]!r}, the app"
+            f" {app_status} {app_headers} {app_body[:300]!r}: not the same request's answer"
+        )
+    if status != scenario.expect:
+        raise BenchmarkFailed(f"{scenario.label}: both answer {status}, expected {scenario.expect}")

@@ -158,3 +158,28 @@ def measure_seed(work: Path, args) -> dict:
             f"triport-payouts seed-demo --payouts {args.seed_payouts} --users {args.seed_payouts // 100}"
         ),
     }
+
+
+# The create path's payees (bench/wrk/create.lua): users of their own, so a
+# balance check reads a handful of rows, not a demo user's hundred payouts.
+PAYEES = "bench-payee-"
+
+
+def credit_payees(database: Path, count: int, amount: str = "1000000.00", currency: str = "USDT") -> None:
+    """Credits `count` payees (PAYEES + 00001 ...) with `amount` each, by the
+    repository's bulk load (seed-demo's), once per database."""
+    from triport_payouts.db import open_database
+    from triport_payouts.domain import new_payout_id, utcnow
+    from triport_payouts.repository import Repository
+
+    db = open_database(str(database))
+    try:
+        if db.connection().execute("SELECT 1 FROM credits WHERE user_id = ?", (f"{PAYEES}00001",)).fetchone():
+            return
+        now = utcnow()
+        Repository(db).bulk_load(credits=[
+            (new_payout_id(), f"{PAYEES}{i:05d}", amount, currency, "bench payee", now)
+            for i in range(1, count + 1)
+        ])
+    finally:
+        db.close()

@@ -111,7 +111,7 @@ class Wrk:
                     interrupter.start()
         stderr = process.stderr.read()
         returncode = process.wait()
-        line = next((l for l in lines if l.startswith("BENCH-RESULT ")), None)
+        line = next((text for text in lines if text.startswith("BENCH-RESULT ")), None)
         if returncode != 0 or line is None:
             raise BenchmarkFailed(f"wrk failed ({returncode}): {stderr.strip() or ''.join(lines)[-2000:]}")
         return Load.from_report(json.loads(line[len("BENCH-RESULT ") :]))

@@ -18,7 +18,7 @@ def machine() -> dict:
             cpu = line.split(":", 1)[1].strip()
             break
     mem_kib = next(
-        int(l.split()[1]) for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal:")
+        int(row.split()[1]) for row in Path("/proc/meminfo").read_text().splitlines() if row.startswith("MemTotal:")
     )
     import gunicorn
 

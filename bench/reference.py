@@ -18,7 +18,8 @@ Two callables differ only in how COMMIT meets the disk:
   a kernel crash (not in a process crash).
 
 So the load rounds show, side by side with the app and the ceiling, what a
-write costs here with and without that promise.
+write costs here with and without that promise. The read paths' reference,
+with every check the app does, is bench/reference_reads.py.
 
     gunicorn --config python:triport_payouts.gunicorn_conf bench.reference:durable
 """
@@ -52,10 +53,12 @@ def _error(start_response, status: str, tag: str):
 
 
 class ReferenceEndpoint:
-    def __init__(self, synchronous: str):
+    def __init__(self, synchronous: str, database: str | None = None, token: str | None = None):
+        """The database and the token are the environment's, as the app's
+        (given here when called in process)."""
         self.synchronous = synchronous
-        self.token = (os.environ.get("TRIPORT_ADMIN_TOKEN") or "").encode()
-        self.database = os.environ.get("TRIPORT_DATABASE", "")
+        self.token = (token or os.environ.get("TRIPORT_ADMIN_TOKEN") or "").encode()
+        self.database = database or os.environ.get("TRIPORT_DATABASE", "")
         self._conn, self._lock, self._pid = None, None, None
 
     def connection(self) -> tuple[sqlite3.Connection, int]:
@@ -95,15 +98,24 @@ class ReferenceEndpoint:
             return _error(start_response, "404 Not Found", "payout_not_found")
         if row[0] not in ("requested", "processing"):
             return _error(start_response, "409 Conflict", "payout_not_actionable")
+        if not self.fail(conn, lock, payout_id, row[0], reason):
+            return _error(start_response, "409 Conflict", "payout_not_actionable")
+        return _answer(start_response, "200 OK", {"ok": True})
+
+    def fail(self, conn, lock: int, payout_id: str, current: str, reason: str | None,
+             actor: str | None = None) -> bool:
+        """The write: the compare-and-set from `current` and the event, in one
+        transaction behind the writers' lock. False when another request
+        moved the payout first."""
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 now = utcnow()
-                if conn.execute(CAS, ("failed", reason, None, now, payout_id, row[0])).rowcount != 1:
+                if conn.execute(CAS, ("failed", reason, None, now, payout_id, current)).rowcount != 1:
                     conn.execute("ROLLBACK")  # another request moved it first
-                    return _error(start_response, "409 Conflict", "payout_not_actionable")
-                conn.execute(EVENT, (payout_id, row[0], "failed", reason, None, None, now))
+                    return False
+                conn.execute(EVENT, (payout_id, current, "failed", reason, None, actor, now))
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -111,7 +123,7 @@ class ReferenceEndpoint:
                 raise
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
-        return _answer(start_response, "200 OK", {"ok": True})
+        return True
 
 
 durable = ReferenceEndpoint("FULL")

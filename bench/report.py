@@ -12,6 +12,15 @@ def _verdict(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
 
+# What an app scenario is measured against, by the other scenario's key.
+SIDE_BY_SIDE = {
+    "reference_409": "against the hand-written reference",
+    "reference_events": "against the hand-written reference",
+    "reference_list_first": "against the hand-written reference",
+    "create_201_no_event": "against the same without the creation event",
+}
+
+
 def _side_by_side(by_key: dict, key: str, label: str) -> list[tuple[str, str, str]]:
     """The target row of a scenario measured side by side with another, if it ran."""
     versus = by_key.get(key, {}).get("versus")
@@ -39,6 +48,12 @@ def targets(results: dict) -> list[tuple[str, str, str]]:
         ("409 path: req/s >= 0.85 x ceiling", f"{conflict['ratio']:.2f}", _verdict(conflict["ratio"] >= 0.85))
     )
     rows.extend(_side_by_side(by_key, "failed_409_named", "409 path, a named token"))
+    # Issue 17: the read paths against their hand-written references, and
+    # the create path against itself without the creation event.
+    for row in load["scenarios"]:
+        label = SIDE_BY_SIDE.get(row.get("versus", {}).get("key"))
+        if label:
+            rows.extend(_side_by_side(by_key, row["key"], f"{row['label']}, {label}"))
     for row in load["scenarios"]:
         if row["key"].startswith("list_first_"):
             rows.append(
@@ -169,7 +184,7 @@ def write(results: dict, out: Path, quick: bool = False) -> None:
         " ..., the ceiling: each scenario's ratios are to the mean of the two ceiling runs around it."
         " req/s, p50 and p99 (wrk's latency percentiles) are medians over rounds; the ratios are"
         " medians of the per-round ratios. Load average at the start of each round: "
-        + ", ".join(" ".join(l) for l in load["loadavg_rounds"])
+        + ", ".join(" ".join(avg) for avg in load["loadavg_rounds"])
         + " (this machine is shared with other work: the per-round ratios show the noise).",
         "",
         "The two reference rows (grey in the chart) are not the app: they are the same writes by a bare"
@@ -179,6 +194,14 @@ def write(results: dict, out: Path, quick: bool = False) -> None:
         " app's do) and once with the common WAL setting that may lose the last answered writes in a"
         " power cut (`NORMAL`). They show what such a write costs on this machine with and without that"
         " promise, without the app's own work.",
+        "",
+        "The other reference rows are the read paths written by hand (`bench/reference_reads.py`): the 409"
+        " refusal, a payout's events and the list's first page, each one function doing the app's checks in"
+        " the app's order and answering the same status, headers and bytes (checked on the measured request"
+        " before the rounds), each measured side by side with the app's route. The create path is measured"
+        " side by side with a bench-only build of the app that writes no creation event"
+        " (`bench/variants.py`); after each create run the payouts created, the 201s counted and the"
+        " creation events written are checked against each other.",
         "",
         "| scenario | req/s | / ceiling | p50 ms | p99 ms | p99 / ceiling's | target | per-round ratios |",
         "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |",
@@ -192,6 +215,10 @@ def write(results: dict, out: Path, quick: bool = False) -> None:
         target = []
         if row["target"]:
             target.append(f">= {row['target']:g} ({'met' if row['ratio'] >= row['target'] else 'missed'})")
+        versus = row.get("versus") or {}
+        if versus.get("target"):
+            target.append(f">= {versus['target']:g} x {versus['key']}, side by side"
+                          f" ({'met' if versus['ratio'] >= versus['target'] else 'missed'}: {versus['ratio']:.3f})")
         if row["p99_target"]:
             target.append(
                 f"p99 <= {row['p99_target']:g}x "
@@ -316,9 +343,13 @@ def write(results: dict, out: Path, quick: bool = False) -> None:
         "sudo apt-get install wrk            # once (Debian's package)",
         "make bench                          # the full run, about 13 minutes: this page and its chart",
         ".venv/bin/python bench/run.py --quick   # a smoke run of about a minute (var/bench/quick/)",
-        ".venv/bin/python bench/run.py --only failed_200,failed_409 --rounds 3   # some scenarios alone (var/bench/only/)",
+        ".venv/bin/python bench/run.py --only failed_200,failed_409 --rounds 3"
+        "   # some scenarios alone (var/bench/only/)",
         ".venv/bin/python bench/run.py --only failed_200,failed_200_webhook --rounds 12   # webhooks' cost alone",
         ".venv/bin/python bench/inprocess.py --profile failed   # cProfile of one route in process",
+        ".venv/bin/python bench/run.py --only reference_409,failed_409,reference_events,events --rounds 4"
+        "   # against the references",
+        ".venv/bin/python bench/reference_inprocess.py [--profile conflict]   # the same in process",
         "```",
         "",
         (

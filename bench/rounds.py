@@ -11,12 +11,12 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from checks import WritePool, run_read, run_write
+from checks import WritePool, run_create, run_read, run_write, same_answers
 from common import API, BODY, DEEP_ROWS, BenchmarkFailed, log
-from databases import named_token, webhook_endpoint
+from databases import credit_payees, named_token, webhook_endpoint
 from load import Load, Wrk, shell
 from machine import loadavg
-from scenarios import CEILING, Scenario, deep_cursor, table
+from scenarios import CEILING, NO_CREATION_EVENT, PAYEE_COUNT, READS_REFERENCE, Scenario, deep_cursor, table
 from servers import Server
 
 
@@ -55,6 +55,8 @@ def run_load(
             raise BenchmarkFailed(f"no such scenario: {', '.join(sorted(unknown))}")
         scenarios = [s for s in scenarios if s.key in args.only]
     dbs = {**dbs, "ceiling": None}
+    start_references(args, token, work, large_db, scenarios, servers, results)
+    dbs.update({READS_REFERENCE: large_db, NO_CREATION_EVENT: large_db})
 
     wrk = Wrk(token, args.connections, args.threads)
     named = named_token(large_db) if any(s.named_token for s in scenarios) else None
@@ -66,6 +68,8 @@ def run_load(
         if scenario.writes:
             with webhook_endpoint(large_db) if scenario.webhook else contextlib.nullcontext():
                 return run_write(wrk, scenario, server, large_db, pool, duration, work, budget, drain)
+        if scenario.creates:
+            return run_create(wrk, scenario, server, large_db, duration, drain)
         return run_read(wrk, scenario, server, dbs[scenario.server], duration,
                         token=named if scenario.named_token else None)
 
@@ -77,6 +81,25 @@ def run_load(
         server.stop()
     servers.clear()
     return failed_id, cursors[large_label], drain
+
+
+def start_references(args, token: str, work: Path, large_db: Path, scenarios: list[Scenario], servers: dict,
+                     results: dict) -> None:
+    """The servers of the hand-written references and of the variant without
+    the creation event, if a scenario uses them; each reference answers its
+    app scenario's request as the app does, or the run fails here. The
+    create path's payees credited, if a scenario creates."""
+    for name, app in ((READS_REFERENCE, "bench.reference_reads:application"),
+                      (NO_CREATION_EVENT, "bench.variants:without_creation_event")):
+        if any(s.server == name for s in scenarios):
+            servers[name] = Server(name, app, args.workers, large_db, token, work)
+            results["commands"]["gunicorn"][name] = shell(servers[name].command, token)
+    by_key = {s.key: s for s in scenarios}
+    for scenario in scenarios:
+        if scenario.same_as in by_key:
+            same_answers(servers[scenario.server], servers[by_key[scenario.same_as].server], scenario, token)
+    if any(s.creates for s in scenarios):
+        credit_payees(large_db, PAYEE_COUNT)
 
 
 def run_rounds(one, scenarios: list[Scenario], count: int, duration: float) -> list[Round]:
@@ -109,12 +132,17 @@ def run_rounds(one, scenarios: list[Scenario], count: int, duration: float) -> l
 def round_order(scenarios: list[Scenario], index: int) -> list[Scenario]:
     """A round's order: a scenario measured side by side with the one before
     it in the table swaps places with it every other round, so neither of
-    the two always runs second (after the other's writes, say)."""
+    the two always runs second (after the other's writes, say). A chain of
+    them (a reference, the app, the app with a named token) is reversed
+    whole, so each two neighbours still swap."""
     order = list(scenarios)
     if index % 2:
-        for i in range(1, len(order)):
-            if order[i].versus is not None and order[i].versus == order[i - 1].key:
-                order[i - 1], order[i] = order[i], order[i - 1]
+        start = 0
+        for i in range(1, len(order) + 1):
+            if i < len(order) and order[i].versus is not None and order[i].versus == order[i - 1].key:
+                continue
+            order[start:i] = order[start:i][::-1]
+            start = i
     return order
 
 
@@ -216,12 +244,12 @@ def _versus(rounds: list[Round], key: str, other: str, target: float | None) -> 
 
 def _figures(loads) -> dict:
     return {
-        "rps": statistics.median(l.rps for l in loads),
-        "p50_ms": statistics.median(l.p50_ms for l in loads),
-        "p99_ms": statistics.median(l.p99_ms for l in loads),
-        "rps_rounds": [l.rps for l in loads],
-        "p99_rounds": [l.p99_ms for l in loads],
-        "requests": sum(l.answered for l in loads),
+        "rps": statistics.median(run.rps for run in loads),
+        "p50_ms": statistics.median(run.p50_ms for run in loads),
+        "p99_ms": statistics.median(run.p99_ms for run in loads),
+        "rps_rounds": [run.rps for run in loads],
+        "p99_rounds": [run.p99_ms for run in loads],
+        "requests": sum(run.answered for run in loads),
         "statuses": _sum_statuses(loads),
     }
 

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, field
 
 from common import API, BODY, DEEP_ROWS, DEMO_USER, BenchmarkFailed
+from databases import PAYEES
 from servers import Server
 
 
@@ -28,6 +29,11 @@ class Scenario:
     # in every round, in alternating order, and are compared run to run.
     versus: str | None = None
     versus_target: float | None = None  # at least this ratio to the versus scenario's req/s
+    # A hand-written reference's scenario: it must answer this app scenario's
+    # request with the same status and bytes (checked before the rounds).
+    same_as: str | None = None
+    creates: bool = False  # the create path: new payouts, drained, checked against the database
+    creation_event: bool = True  # the server writes each new payout's creation event
 
 
 CEILING = Scenario("ceiling", 'ceiling: bare WSGI {"ok": true}', "ceiling", "/")
@@ -121,7 +127,59 @@ def table(small_label: str, large_label: str, failed_id: str, cursors: dict) -> 
         scenarios.append(
             Scenario(f"user_{label}", f"user view, 100 payouts ({label})", label, f"{API}/users/{DEMO_USER}")
         )
-    return scenarios
+    return with_references(scenarios, large_label, failed_id)
+
+
+# The reference endpoints' server (bench/reference_reads.py) and the app
+# without the creation event (bench/variants.py), both on the large database.
+READS_REFERENCE = "reference-reads"
+NO_CREATION_EVENT = "no-creation-event"
+# The create path's payees (databases.PAYEES): so many that a payee's
+# balance check reads a handful of rows, each credited far beyond a run.
+PAYEE_COUNT = 10_000
+
+
+def with_references(scenarios: list[Scenario], large_label: str, failed_id: str) -> list[Scenario]:
+    """The table with the read paths against their hand-written references
+    (issue 17) and the create path against itself without the creation
+    event, side by side. Each app scenario is measured against the one just
+    before it (rounds.round_order), and carries the target: at least 1.0
+    times the reference's req/s; for the creation event, 0.95 times the
+    variant's."""
+    events = Scenario("events", f"payout events, 2 events ({large_label})", large_label,
+                      f"{API}/payouts/{failed_id}/events")
+    pairs = {
+        "failed_409": Scenario(
+            "reference_409", "reference endpoint, mark-failed, already failed (409)", READS_REFERENCE,
+            f"{API}/payouts/{failed_id}/failed", args={"method": "POST", "body": BODY}, expect=409,
+        ),
+        "events": Scenario(
+            "reference_events", f"reference endpoint, payout events, 2 events ({large_label})", READS_REFERENCE,
+            f"{API}/payouts/{failed_id}/events",
+        ),
+        f"list_first_{large_label}": Scenario(
+            "reference_list_first", f"reference endpoint, list, first page of 50 ({large_label})",
+            READS_REFERENCE, f"{API}/payouts?limit=50",
+        ),
+    }
+    create = {"script": "create.lua", "expect": 201, "creates": True,
+              "args": {"users": PAYEE_COUNT, "prefix": PAYEES, "amount": "0.01", "currency": "USDT"}}
+    keys = [s.key for s in scenarios]
+    at = keys.index("failed_409_named") + 1 if "failed_409_named" in keys else len(keys)
+    out = []
+    for scenario in [*scenarios[:at], events, *scenarios[at:]]:
+        reference = pairs.get(scenario.key)
+        if reference is not None:
+            reference.same_as = scenario.key
+            scenario.versus, scenario.versus_target = reference.key, 1.0
+            out.append(reference)
+        out.append(scenario)
+    return out + [
+        Scenario("create_201_no_event", "create payout, no creation event: bench variant (201)",
+                 NO_CREATION_EVENT, f"{API}/payouts", creation_event=False, **create),
+        Scenario("create_201", f"create payout ({large_label}, 201)", large_label, f"{API}/payouts",
+                 versus="create_201_no_event", versus_target=0.95, **create),
+    ]
 
 
 def deep_cursor(server: Server, auth: dict) -> str:

@@ -74,6 +74,16 @@ class Server:
         finally:
             conn.close()
 
+    def exchange(self, method: str, path: str, headers: dict, body: str | None = None):
+        """(status, headers as sent, body) of one request."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            conn.request(method, path, body=body, headers=headers)
+            response = conn.getresponse()
+            return response.status, response.getheaders(), response.read()
+        finally:
+            conn.close()
+
     def get(self, path: str, headers: dict):
         return self.request("GET", path, headers)
 
