@@ -28,6 +28,10 @@ class Scenario:
     # in every round, in alternating order, and are compared run to run.
     versus: str | None = None
     versus_target: float | None = None  # at least this ratio to the versus scenario's req/s
+    postgres: bool = False  # on the PostgreSQL database (bench/pg.py), not the SQLite ones
+    # The load split across these servers (keys into the servers dict), one wrk
+    # process each with its share of the connections, all at once; server is the first.
+    hosts: tuple[str, ...] = ()
 
 
 CEILING = Scenario("ceiling", 'ceiling: bare WSGI {"ok": true}', "ceiling", "/")
@@ -122,6 +126,39 @@ def table(small_label: str, large_label: str, failed_id: str, cursors: dict) -> 
             Scenario(f"user_{label}", f"user view, 100 payouts ({label})", label, f"{API}/users/{DEMO_USER}")
         )
     return scenarios
+
+
+# The PostgreSQL scenarios' keys, known even when PostgreSQL is not there to run them.
+PG_KEYS = ("pg_reference_200", "pg_failed_200", "pg_failed_200_two_hosts", "pg_reference_409", "pg_failed_409",
+           "pg_list_first")
+
+
+def pg_table(failed_id: str) -> list[Scenario]:
+    """The PostgreSQL scenarios, on the local server: the app ("pg-app")
+    against the raw loop ("pg-raw", bench/reference_pg.py) side by side on
+    the 200 and 409 paths, two app hosts against one, and a list page.
+    failed_id is the PostgreSQL 409 path's payout."""
+    fresh = {"path": f"{API}/payouts/{{id}}/failed", "body": BODY}
+    return [
+        Scenario("pg_reference_200", "PostgreSQL: raw loop, fresh payout (200)", "pg-raw", "",
+                 "fresh_ids.lua", fresh, writes=True, postgres=True),
+        Scenario("pg_failed_200", "PostgreSQL: mark-failed, fresh payout (200)", "pg-app", "",
+                 "fresh_ids.lua", fresh, writes=True, postgres=True,
+                 versus="pg_reference_200", versus_target=0.8),
+        # Two app hosts on one database, the connections split between them:
+        # against the one host of the row before, side by side.
+        Scenario("pg_failed_200_two_hosts", "PostgreSQL: mark-failed, two app hosts (200)", "pg-app", "",
+                 "fresh_ids.lua", fresh, writes=True, postgres=True, hosts=("pg-app", "pg-app-b"),
+                 versus="pg_failed_200"),
+        Scenario("pg_reference_409", "PostgreSQL: raw loop, already failed (409)", "pg-raw",
+                 f"{API}/payouts/{failed_id}/failed", args={"method": "POST", "body": BODY}, expect=409,
+                 postgres=True),
+        Scenario("pg_failed_409", "PostgreSQL: mark-failed, already failed (409)", "pg-app",
+                 f"{API}/payouts/{failed_id}/failed", args={"method": "POST", "body": BODY}, expect=409,
+                 postgres=True, versus="pg_reference_409"),
+        Scenario("pg_list_first", "PostgreSQL: list, first page of 50", "pg-app", f"{API}/payouts?limit=50",
+                 postgres=True),
+    ]
 
 
 def deep_cursor(server: Server, auth: dict) -> str:
