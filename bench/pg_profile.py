@@ -1,5 +1,6 @@
 """Where a PostgreSQL request's time goes, for bench/notes.md: the app
-against the raw loop (bench/reference_pg.py), each under gunicorn with the
+against the raw loop (bench/reference_pg.py) and the raw loop with its
+writes as one statement (its ONE_STATEMENT), each under gunicorn with the
 project's config, on a copy of the bench's seeded PostgreSQL database.
 
 1. Round trips per request: one worker under ``strace -f -e sendto,recvfrom
@@ -48,7 +49,8 @@ TICK = os.sysconf("SC_CLK_TCK")
 # A backend sends its counters to the shared statistics at most once a
 # second, and when idle after 10 s: the counts are read after this long.
 SETTLE = 11
-APPS = {"app": "triport_payouts.wsgi:application", "raw": "bench.reference_pg:application"}
+APPS = {"app": "triport_payouts.wsgi:application", "raw": "bench.reference_pg:application",
+        "raw-one-statement": "bench.reference_pg:one_statement"}
 
 
 def cpu_seconds(pid: int) -> float:
