@@ -316,7 +316,7 @@ def write(results: dict, out: Path, quick: bool = False) -> None:
         "",
         "```sh",
         "sudo apt-get install wrk            # once (Debian's package)",
-        "make bench                          # the full run, about 20 minutes (13 without PostgreSQL): this page and its chart",
+        "make bench                          # the full run, about 20 minutes: this page and its chart",
         ".venv/bin/python bench/run.py --quick   # a smoke run of about a minute (var/bench/quick/)",
         ".venv/bin/python bench/run.py --only failed_200,failed_409 --rounds 3   # some scenarios alone (var/bench/only/)",
         ".venv/bin/python bench/run.py --only failed_200,failed_200_webhook --rounds 12   # webhooks' cost alone",
