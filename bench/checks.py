@@ -5,6 +5,7 @@ answers only what it should."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from common import BenchmarkFailed
@@ -40,29 +41,35 @@ def run_write(
     wrk: Wrk,
     scenario: Scenario,
     server: Server,
-    db: Path,
+    db,
     pool: WritePool,
     duration: float,
     work: Path,
     budget: int,
     drain: str,
+    hosts: list[Server] | None = None,
 ) -> Load:
-    """One load run on the 200 path, then the database check."""
+    """One load run on the 200 path, then the database check. db: a SQLite
+    path or a PostgreSQL database (bench/pg.py). hosts: servers of one
+    database to split the load across (see split_run), instead of server."""
     taken = pool.take(budget)
-    ids_file = work / "write-ids.txt"
-    ids_file.write_text("\n".join(taken) + "\n")
     before = db_counts(db)
-    load = wrk.run(
-        scenario.key,
-        server.base + "/",
-        scenario.script,
-        duration,
-        {**scenario.args, "ids": ids_file, "drain": drain},
-    )
-    threads = sorted(load.raw["threads"], key=lambda t: t["index"])
-    if any(t["exhausted"] for t in threads):
+    if hosts:
+        load, sent = split_run(wrk, scenario, hosts, taken, duration, work, drain)
+    else:
+        ids_file = work / "write-ids.txt"
+        ids_file.write_text("\n".join(taken) + "\n")
+        load = wrk.run(
+            scenario.key,
+            server.base + "/",
+            scenario.script,
+            duration,
+            {**scenario.args, "ids": ids_file, "drain": drain},
+        )
+        sent = [t["sent"] for t in sorted(load.raw["threads"], key=lambda t: t["index"])]
+    if any(t["exhausted"] for t in load.raw["threads"]):
         raise BenchmarkFailed(f"the 200 path used up its {budget} ids before the end: raise the budget")
-    used, unused = pool.consume(taken, [t["sent"] for t in threads], len(threads))
+    used, unused = pool.consume(taken, sent, len(sent))
     after = db_counts(db)
     ok = load.statuses.get("200", 0)
     moved, events = after["failed"] - before["failed"], after["events"] - before["events"]
@@ -93,7 +100,58 @@ def run_write(
     return load
 
 
-def run_read(wrk: Wrk, scenario: Scenario, server: Server, db: Path | None, duration: float,
+def split_run(
+    wrk: Wrk, scenario: Scenario, hosts: list[Server], taken: list[str], duration: float, work: Path, drain: str
+) -> tuple[Load, list[int]]:
+    """The 200 path across several servers at once: one wrk process per
+    server with its share of the connections (and wrk's threads each), all
+    started together. Server h gets every k-th id from h, and its thread j
+    every t-th of those: the ids of thread h + k * j of k * t threads, as
+    WritePool.consume counts them. The load: req/s summed, each latency
+    percentile the worse of the servers'. Returns it and the ids sent per
+    thread in that numbering."""
+    k = len(hosts)
+    if wrk.connections // k < wrk.threads:
+        raise BenchmarkFailed(f"{wrk.connections} connections cannot be split across {k} servers"
+                              f" of {wrk.threads} wrk threads each")
+    runs = []
+    for h, host in enumerate(hosts):
+        ids_file = work / f"write-ids-{h}.txt"
+        ids_file.write_text("\n".join(taken[h::k]) + "\n")
+        runs.append((Wrk(wrk.token, wrk.connections // k, wrk.threads), host, ids_file))
+    with ThreadPoolExecutor(k) as executor:
+        futures = [
+            executor.submit(part.run, scenario.key, host.base + "/", scenario.script, duration,
+                            {**scenario.args, "ids": ids_file, "drain": drain})
+            for part, host, ids_file in runs
+        ]
+        loads = [future.result() for future in futures]
+    for part, host, _ in runs:
+        wrk.commands[f"{scenario.key} ({host.name})"] = part.commands[scenario.key]
+    threads, sent = [], [0] * (k * wrk.threads)
+    for h, load in enumerate(loads):
+        for thread in load.raw["threads"]:
+            threads.append({**thread, "index": h + k * thread["index"]})
+            sent[h + k * thread["index"]] = thread["sent"]
+    statuses: dict[str, int] = {}
+    for load in loads:
+        for status, count in load.statuses.items():
+            statuses[status] = statuses.get(status, 0) + count
+    combined = Load(
+        rps=sum(load.rps for load in loads),
+        p50_ms=max(load.p50_ms for load in loads),
+        p90_ms=max(load.p90_ms for load in loads),
+        p99_ms=max(load.p99_ms for load in loads),
+        max_ms=max(load.max_ms for load in loads),
+        answered=sum(load.answered for load in loads),
+        statuses=statuses,
+        socket_errors=sum(load.socket_errors for load in loads),
+        raw={"threads": threads, "hosts": [load.raw for load in loads]},
+    )
+    return combined, sent
+
+
+def run_read(wrk: Wrk, scenario: Scenario, server: Server, db, duration: float,
              token: str | None = None) -> Load:
     before = db_counts(db) if db else None
     load = wrk.run(scenario.key, server.base + scenario.path, scenario.script, duration, scenario.args, token=token)

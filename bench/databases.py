@@ -58,11 +58,11 @@ def seed(path: Path, payouts: int, users: int) -> tuple[list[str], float]:
     return ids, seconds
 
 
-def schema_key() -> str:
-    """What a seeded database depends on: the schema and the code that seeds it."""
+def schema_key(dialect: str = "sqlite") -> str:
+    """What a seeded database depends on: the dialect's schema and the code that seeds it."""
     digest = hashlib.sha256()
     package = ROOT / "triport_payouts"
-    for path in [*sorted((package / "db" / "sql" / "sqlite").glob("*.sql")),
+    for path in [*sorted((package / "db" / "sql" / dialect).glob("*.sql")),
                  *(package / name for name in ("repository.py", "domain.py", "demo.py"))]:
         digest.update(path.read_bytes())
     return digest.hexdigest()[:10]
@@ -94,7 +94,11 @@ def cached_seed(payouts: int, users: int, work: Path, name: str, fresh: bool) ->
     return copy, ids
 
 
-def db_counts(path: Path) -> dict:
+def db_counts(path) -> dict:
+    """The counts the checks compare: of a SQLite file, or of a PostgreSQL
+    database (bench/pg.py's PgDatabase, which counts for itself)."""
+    if hasattr(path, "counts"):
+        return path.counts()
     conn = sqlite3.connect(path)
     try:
         return {
@@ -126,8 +130,10 @@ def webhook_endpoint(database: Path):
         cli(database, "webhook", "remove", endpoint)
 
 
-def statuses_of(path: Path, ids: list[str]) -> dict[str, int]:
+def statuses_of(path, ids: list[str]) -> dict[str, int]:
     """How many of these payouts are in each status."""
+    if hasattr(path, "statuses_of"):
+        return path.statuses_of(ids)
     conn = sqlite3.connect(path)
     try:
         conn.execute("CREATE TEMP TABLE bench_ids (id TEXT PRIMARY KEY)")

@@ -24,7 +24,7 @@ SIDE_BY_SIDE = {
 def _side_by_side(by_key: dict, key: str, label: str) -> list[tuple[str, str, str]]:
     """The target row of a scenario measured side by side with another, if it ran."""
     versus = by_key.get(key, {}).get("versus")
-    if not versus:
+    if not versus or versus.get("target") is None:
         return []
     return [(f"{label}: req/s >= {versus['target']:g} x the other's, side by side", f"{versus['ratio']:.3f}",
              _verdict(versus["ratio"] >= versus["target"]))]
@@ -54,6 +54,7 @@ def targets(results: dict) -> list[tuple[str, str, str]]:
         label = SIDE_BY_SIDE.get(row.get("versus", {}).get("key"))
         if label:
             rows.extend(_side_by_side(by_key, row["key"], f"{row['label']}, {label}"))
+    rows.extend(_side_by_side(by_key, "pg_failed_200", "PostgreSQL 200 path, against the raw loop"))
     for row in load["scenarios"]:
         if row["key"].startswith("list_first_"):
             rows.append(
@@ -115,7 +116,7 @@ def chart(results: dict, path: Path) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 0.55 * len(rows) + 1.6), sharey=True)
     ys = range(len(rows))
     # The reference endpoint's rows (bench/reference.py) are for scale, in grey.
-    reference = [row["key"].startswith("reference_") for row in rows][::-1]
+    reference = [row["key"].startswith(("reference_", "pg_reference_")) for row in rows][::-1]
     left.barh(ys, ratios, color=["#a8a8a8" if r else "#4c72b0" for r in reference])
     for y, row in zip(ys, rows[::-1]):
         if row["target"]:
@@ -203,6 +204,7 @@ def write(results: dict, out: Path, quick: bool = False) -> None:
         " (`bench/variants.py`); after each create run the payouts created, the 201s counted and the"
         " creation events written are checked against each other.",
         "",
+        *postgres_paragraph(results),
         "| scenario | req/s | / ceiling | p50 ms | p99 ms | p99 / ceiling's | target | per-round ratios |",
         "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |",
         (
@@ -341,7 +343,7 @@ def write(results: dict, out: Path, quick: bool = False) -> None:
         "",
         "```sh",
         "sudo apt-get install wrk            # once (Debian's package)",
-        "make bench                          # the full run, about 13 minutes: this page and its chart",
+        "make bench                          # the full run, about 20 minutes: this page and its chart",
         ".venv/bin/python bench/run.py --quick   # a smoke run of about a minute (var/bench/quick/)",
         ".venv/bin/python bench/run.py --only failed_200,failed_409 --rounds 3"
         "   # some scenarios alone (var/bench/only/)",
@@ -398,6 +400,30 @@ def write(results: dict, out: Path, quick: bool = False) -> None:
     if NOTES.exists():
         lines += ["## Notes", "", NOTES.read_text().strip(), ""]
     out.write_text("\n".join(lines))
+
+
+def postgres_paragraph(results: dict) -> list[str]:
+    """What the PostgreSQL rows are (a results.json of an older run has none)."""
+    info = results.get("postgres")
+    if not info:
+        return []
+    if info.get("skipped"):
+        return [f"PostgreSQL scenarios: skipped ({info['skipped']}).", ""]
+    return [
+        (
+            f"The PostgreSQL rows run on the local server (PostgreSQL {info['server_version'].split()[0]},"
+            f" `synchronous_commit={info['synchronous_commit']}`: an answered write is on its disk), on a copy"
+            f" of a database seeded by `init-db` and `seed-demo --payouts {info['payouts']}"
+            f" --users {info['users']}` (`bench/pg.py`). The app is served as on SQLite; the raw loop"
+            " (`bench/reference_pg.py`, grey in the chart) is mark-failed written by hand: the token, the"
+            " JSON body, the status read (the 409 path ends there), then the app's compare-and-set and event"
+            " between `BEGIN` and `COMMIT`, over one psycopg connection per worker. Two app hosts: a second"
+            " gunicorn with the same workers on the same database, wrk split in two (half the connections"
+            " each, at once; req/s summed, each percentile the worse of the two). The 200 paths are checked"
+            " against the database after every run, as on SQLite."
+        ),
+        "",
+    ]
 
 
 def side_by_side(rows: list[dict]) -> list[str]:

@@ -16,16 +16,20 @@ from common import API, BODY, DEEP_ROWS, BenchmarkFailed, log
 from databases import credit_payees, named_token, webhook_endpoint
 from load import Load, Wrk, shell
 from machine import loadavg
-from scenarios import CEILING, NO_CREATION_EVENT, PAYEE_COUNT, READS_REFERENCE, Scenario, deep_cursor, table
+from scenarios import (
+    CEILING, NO_CREATION_EVENT, PAYEE_COUNT, PG_KEYS, READS_REFERENCE, Scenario, deep_cursor, pg_table, table,
+)
 from servers import Server
 
 
 def run_load(
-    args, token: str, work: Path, dbs: dict, pool: WritePool, results: dict, servers: dict
+    args, token: str, work: Path, dbs: dict, pool: WritePool, results: dict, servers: dict, pg=None
 ) -> tuple[str, str, str]:
     """The whole load phase, into results["load"] and results["commands"].
     dbs maps the small and the large database's labels to their paths, in
     that order; servers is the caller's, to stop them if a check fails.
+    pg: the PostgreSQL database and its pool of fresh payouts (run.py's
+    PgSetup), or None to leave its scenarios out.
     Returns what the memory run reuses: the 409 path's payout, the large
     database's deep cursor and the path a wrk thread drains on."""
     (small_label, small_db), (large_label, large_db) = dbs.items()
@@ -37,23 +41,22 @@ def run_load(
         ("reference-normal", "bench.reference:normal", large_db),
     ):
         servers[name] = Server(name, app, args.workers, db, token, work)
+    if pg is not None:
+        start_pg_servers(args, token, work, pg, servers)
     results["commands"] = {"gunicorn": {name: shell(s.command, token) for name, s in servers.items()}}
     auth = {"X-Admin-Token": token}
 
     # The 409 path hammers one of the write database's fresh payouts, failed first.
-    failed_id = pool.take(1)[0]
-    pool.consume([failed_id], [1], 1)
-    status, body = servers[large_label].request("POST", f"{API}/payouts/{failed_id}/failed", auth, BODY)
-    if status != 200:
-        raise BenchmarkFailed(f"could not fail the 409 path's payout: {status} {body!r}")
+    failed_id = fail_one(servers[large_label], pool, auth)
     cursors = {label: deep_cursor(servers[label], auth) for label in (small_label, large_label)}
 
     scenarios = table(small_label, large_label, failed_id, cursors)
-    if getattr(args, "only", None):
-        unknown = set(args.only) - {s.key for s in scenarios}
-        if unknown:
-            raise BenchmarkFailed(f"no such scenario: {', '.join(sorted(unknown))}")
-        scenarios = [s for s in scenarios if s.key in args.only]
+    pg_drain = None
+    if pg is not None:
+        pg_failed_id = fail_one(servers["pg-app"], pg.pool, auth)
+        pg_drain = f"{API}/payouts/{pg_failed_id}/failed"
+        scenarios += pg_table(pg_failed_id)
+    scenarios = select(scenarios, getattr(args, "only", None))
     dbs = {**dbs, "ceiling": None}
     start_references(args, token, work, large_db, scenarios, servers, results)
     dbs.update({READS_REFERENCE: large_db, NO_CREATION_EVENT: large_db})
@@ -65,6 +68,11 @@ def run_load(
 
     def one(scenario: Scenario, duration: float) -> Load:
         server = servers[scenario.server]
+        if scenario.postgres:
+            if scenario.writes:
+                hosts = [servers[name] for name in scenario.hosts]
+                return run_write(wrk, scenario, server, pg.db, pg.pool, duration, work, budget, pg_drain, hosts)
+            return run_read(wrk, scenario, server, pg.db, duration)
         if scenario.writes:
             with webhook_endpoint(large_db) if scenario.webhook else contextlib.nullcontext():
                 return run_write(wrk, scenario, server, large_db, pool, duration, work, budget, drain)
@@ -102,6 +110,42 @@ def start_references(args, token: str, work: Path, large_db: Path, scenarios: li
         credit_payees(large_db, PAYEE_COUNT)
 
 
+def start_pg_servers(args, token: str, work: Path, pg, servers: dict) -> None:
+    """The app, a second app host on the same database, and the raw loop,
+    on PostgreSQL. Each host has the config's workers, as `serve` on two
+    machines would: on this machine's two cores the second host adds
+    processes and connections to the database, not CPU."""
+    for name, app in (
+        ("pg-app", "triport_payouts.wsgi:application"),
+        ("pg-app-b", "triport_payouts.wsgi:application"),
+        ("pg-raw", "bench.reference_pg:application"),
+    ):
+        servers[name] = Server(name, app, args.workers, pg.db.url, token, work)
+
+
+def fail_one(server: Server, pool: WritePool, auth: dict) -> str:
+    """A fresh payout of the pool, failed through the app: a 409 path's payout."""
+    payout_id = pool.take(1)[0]
+    pool.consume([payout_id], [1], 1)
+    status, body = server.request("POST", f"{API}/payouts/{payout_id}/failed", auth, BODY)
+    if status != 200:
+        raise BenchmarkFailed(f"could not fail the 409 path's payout ({server.name}): {status} {body!r}")
+    return payout_id
+
+
+def select(scenarios: list[Scenario], only: list[str] | None) -> list[Scenario]:
+    """The scenarios --only names (a PostgreSQL one is known even where it cannot run)."""
+    if not only:
+        return scenarios
+    unknown = set(only) - {s.key for s in scenarios} - set(PG_KEYS)
+    if unknown:
+        raise BenchmarkFailed(f"no such scenario: {', '.join(sorted(unknown))}")
+    chosen = [s for s in scenarios if s.key in only]
+    if not chosen:
+        raise BenchmarkFailed("none of the scenarios asked for can run here (PostgreSQL is not reachable)")
+    return chosen
+
+
 def run_rounds(one, scenarios: list[Scenario], count: int, duration: float) -> list[Round]:
     """A warm-up run of every scenario, then count rounds; one(scenario,
     seconds) is a wrk run with its checks."""
@@ -130,19 +174,21 @@ def run_rounds(one, scenarios: list[Scenario], count: int, duration: float) -> l
 
 
 def round_order(scenarios: list[Scenario], index: int) -> list[Scenario]:
-    """A round's order: a scenario measured side by side with the one before
-    it in the table swaps places with it every other round, so neither of
-    the two always runs second (after the other's writes, say). A chain of
-    them (a reference, the app, the app with a named token) is reversed
-    whole, so each two neighbours still swap."""
-    order = list(scenarios)
-    if index % 2:
-        start = 0
-        for i in range(1, len(order) + 1):
-            if i < len(order) and order[i].versus is not None and order[i].versus == order[i - 1].key:
-                continue
-            order[start:i] = order[start:i][::-1]
-            start = i
+    """A round's order: scenarios measured side by side, each with the one
+    before it in the table, run in reverse every other round, so none of
+    them always runs first (or after the others' writes, say). A chain of
+    three (a, b versus a, c versus b) runs a b c, then c b a: every pair
+    stays next to each other both ways round."""
+    if not index % 2:
+        return list(scenarios)
+    order, start = [], 0
+    while start < len(scenarios):
+        end = start + 1
+        while end < len(scenarios) and scenarios[end].versus is not None \
+                and scenarios[end].versus == scenarios[end - 1].key:
+            end += 1
+        order.extend(reversed(scenarios[start:end]))
+        start = end
     return order
 
 

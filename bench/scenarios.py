@@ -34,6 +34,10 @@ class Scenario:
     same_as: str | None = None
     creates: bool = False  # the create path: new payouts, drained, checked against the database
     creation_event: bool = True  # the server writes each new payout's creation event
+    postgres: bool = False  # on the PostgreSQL database (bench/pg.py), not the SQLite ones
+    # The load split across these servers (keys into the servers dict), one wrk
+    # process each with its share of the connections, all at once; server is the first.
+    hosts: tuple[str, ...] = ()
 
 
 CEILING = Scenario("ceiling", 'ceiling: bare WSGI {"ok": true}', "ceiling", "/")
@@ -179,6 +183,39 @@ def with_references(scenarios: list[Scenario], large_label: str, failed_id: str)
                  NO_CREATION_EVENT, f"{API}/payouts", creation_event=False, **create),
         Scenario("create_201", f"create payout ({large_label}, 201)", large_label, f"{API}/payouts",
                  versus="create_201_no_event", versus_target=0.95, **create),
+    ]
+
+
+# The PostgreSQL scenarios' keys, known even when PostgreSQL is not there to run them.
+PG_KEYS = ("pg_reference_200", "pg_failed_200", "pg_failed_200_two_hosts", "pg_reference_409", "pg_failed_409",
+           "pg_list_first")
+
+
+def pg_table(failed_id: str) -> list[Scenario]:
+    """The PostgreSQL scenarios, on the local server: the app ("pg-app")
+    against the raw loop ("pg-raw", bench/reference_pg.py) side by side on
+    the 200 and 409 paths, two app hosts against one, and a list page.
+    failed_id is the PostgreSQL 409 path's payout."""
+    fresh = {"path": f"{API}/payouts/{{id}}/failed", "body": BODY}
+    return [
+        Scenario("pg_reference_200", "PostgreSQL: raw loop, fresh payout (200)", "pg-raw", "",
+                 "fresh_ids.lua", fresh, writes=True, postgres=True),
+        Scenario("pg_failed_200", "PostgreSQL: mark-failed, fresh payout (200)", "pg-app", "",
+                 "fresh_ids.lua", fresh, writes=True, postgres=True,
+                 versus="pg_reference_200", versus_target=0.8),
+        # Two app hosts on one database, the connections split between them:
+        # against the one host of the row before, side by side.
+        Scenario("pg_failed_200_two_hosts", "PostgreSQL: mark-failed, two app hosts (200)", "pg-app", "",
+                 "fresh_ids.lua", fresh, writes=True, postgres=True, hosts=("pg-app", "pg-app-b"),
+                 versus="pg_failed_200"),
+        Scenario("pg_reference_409", "PostgreSQL: raw loop, already failed (409)", "pg-raw",
+                 f"{API}/payouts/{failed_id}/failed", args={"method": "POST", "body": BODY}, expect=409,
+                 postgres=True),
+        Scenario("pg_failed_409", "PostgreSQL: mark-failed, already failed (409)", "pg-app",
+                 f"{API}/payouts/{failed_id}/failed", args={"method": "POST", "body": BODY}, expect=409,
+                 postgres=True, versus="pg_reference_409"),
+        Scenario("pg_list_first", "PostgreSQL: list, first page of 50", "pg-app", f"{API}/payouts?limit=50",
+                 postgres=True),
     ]
 
 
