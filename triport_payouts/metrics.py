@@ -58,6 +58,16 @@ def amount_from_parts(units_hi: int, units_lo: int, frac_hi: int, frac_lo: int) 
     return domain.MONEY.add(Decimal(units), Decimal(fraction % _FRACTION).scaleb(-18, domain.MONEY))
 
 
+def events_by_type(payouts: dict[str, int], counted: dict[str, int]) -> dict[str, int]:
+    """Events recorded, by type, from the payouts by status and the events the
+    schema counts (only those into processing): every payout has one creation
+    event, and one into the terminal status it is in, which it never leaves."""
+    events = {status: payouts[status] for status in domain.TERMINAL}
+    events[domain.REQUESTED] = sum(payouts.values())
+    events[domain.PROCESSING] = int(counted.get(domain.PROCESSING, 0))
+    return {status: events[status] for status in domain.STATUSES}
+
+
 def timestamp(text: str) -> float:
     """Seconds since the epoch of a time as the service writes them."""
     return datetime.datetime.strptime(text, domain.TIME_FORMAT).replace(tzinfo=datetime.UTC).timestamp()
@@ -83,8 +93,7 @@ class Metrics:
             counts[status] += int(payouts)
             amounts[status, currency] = amount_from_parts(*sums) if len(sums) == 4 else Decimal(sums[0])
         currencies = sorted({currency for _, currency in amounts})
-        events = dict.fromkeys(domain.STATUSES, 0)
-        events.update((status, int(total)) for status, total in conn.execute(self._sql["events"]).fetchall())
+        events = events_by_type(counts, dict(conn.execute(self._sql["events"]).fetchall()))
         oldest = {status: conn.execute(self._sql["oldest"], (status,)).fetchone() for status in WAITING}
         return [
             family("triport_payouts", "gauge", "Payouts by current status.",
