@@ -48,8 +48,34 @@ def _answer(start_response, status: str, payload: dict):
     return [body]
 
 
-def _error(start_response, status: str, tag: str):
-    return _answer(start_response, status, {"error": tag})
+def _error(start_response, status: str, tag: str | None):
+    return _answer(start_response, status, {"ok": True} if tag is None else {"error": tag})
+
+
+def read_request(environ, token: bytes) -> tuple[tuple[str, str] | None, str, str | None]:
+    """The 200 path's request read as a raw endpoint does: route, method,
+    token, then the JSON body with its optional reason. (refusal, payout id,
+    reason), the refusal being None or (status line, error tag). /healthz is
+    answered as a 200 "refusal" of tag None: the caller answers {"ok": true}."""
+    path = environ.get("PATH_INFO", "")
+    if path == "/healthz":
+        return ("200 OK", None), "", None
+    if not (path.startswith(PREFIX) and path.endswith(SUFFIX)):
+        return ("404 Not Found", "not_found"), "", None
+    if environ["REQUEST_METHOD"] != "POST":
+        return ("405 Method Not Allowed", "method_not_allowed"), "", None
+    sent = environ.get("HTTP_X_ADMIN_TOKEN", "").encode("latin-1")
+    if not token or not hmac.compare_digest(sent, token):
+        return ("401 Unauthorized", "unauthorized"), "", None
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = json.loads(environ["wsgi.input"].read(length) or b"{}") if length <= 4096 else None
+    except ValueError:
+        body = None
+    reason = body.get("reason") if isinstance(body, dict) else None
+    if not isinstance(body, dict) or not (reason is None or isinstance(reason, str)):
+        return ("400 Bad Request", "invalid_json"), "", None
+    return None, path[len(PREFIX) : -len(SUFFIX)], reason
 
 
 class ReferenceEndpoint:
@@ -73,25 +99,9 @@ class ReferenceEndpoint:
         return self._conn, self._lock
 
     def __call__(self, environ, start_response):
-        path = environ.get("PATH_INFO", "")
-        if path == "/healthz":
-            return _answer(start_response, "200 OK", {"ok": True})
-        if not (path.startswith(PREFIX) and path.endswith(SUFFIX)):
-            return _error(start_response, "404 Not Found", "not_found")
-        if environ["REQUEST_METHOD"] != "POST":
-            return _error(start_response, "405 Method Not Allowed", "method_not_allowed")
-        sent = environ.get("HTTP_X_ADMIN_TOKEN", "").encode("latin-1")
-        if not self.token or not hmac.compare_digest(sent, self.token):
-            return _error(start_response, "401 Unauthorized", "unauthorized")
-        payout_id = path[len(PREFIX) : -len(SUFFIX)]
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            body = json.loads(environ["wsgi.input"].read(length) or b"{}") if length <= 4096 else None
-        except ValueError:
-            body = None
-        reason = body.get("reason") if isinstance(body, dict) else None
-        if not isinstance(body, dict) or not (reason is None or isinstance(reason, str)):
-            return _error(start_response, "400 Bad Request", "invalid_json")
+        refused, payout_id, reason = read_request(environ, self.token)
+        if refused is not None:
+            return _error(start_response, *refused)
         conn, lock = self.connection()
         row = conn.execute(STATUS, (payout_id,)).fetchone()
         if row is None:

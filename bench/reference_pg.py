@@ -22,13 +22,11 @@ between BEGIN and COMMIT.
 
 from __future__ import annotations
 
-import hmac
-import json
 import os
 
 from triport_payouts.domain import utcnow
 
-from bench.reference import PREFIX, SUFFIX, _answer, _error
+from bench.reference import _answer, _error, read_request
 
 # The status read: the 409 path ends here.
 STATUS = "SELECT status FROM payouts WHERE id = %(id)s"
@@ -92,25 +90,9 @@ class RawEndpoint:
         return self._conn
 
     def __call__(self, environ, start_response):
-        path = environ.get("PATH_INFO", "")
-        if path == "/healthz":
-            return _answer(start_response, "200 OK", {"ok": True})
-        if not (path.startswith(PREFIX) and path.endswith(SUFFIX)):
-            return _error(start_response, "404 Not Found", "not_found")
-        if environ["REQUEST_METHOD"] != "POST":
-            return _error(start_response, "405 Method Not Allowed", "method_not_allowed")
-        sent = environ.get("HTTP_X_ADMIN_TOKEN", "").encode("latin-1")
-        if not self.token or not hmac.compare_digest(sent, self.token):
-            return _error(start_response, "401 Unauthorized", "unauthorized")
-        payout_id = path[len(PREFIX) : -len(SUFFIX)]
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            body = json.loads(environ["wsgi.input"].read(length) or b"{}") if length <= 4096 else None
-        except ValueError:
-            body = None
-        reason = body.get("reason") if isinstance(body, dict) else None
-        if not isinstance(body, dict) or not (reason is None or isinstance(reason, str)):
-            return _error(start_response, "400 Bad Request", "invalid_json")
+        refused, payout_id, reason = read_request(environ, self.token)
+        if refused is not None:
+            return _error(start_response, *refused)
         conn = self.connection()
         row = conn.execute(STATUS, {"id": payout_id}).fetchone()
         if row is None:

@@ -68,6 +68,11 @@ def list_payouts(repo, *, limit=DEFAULT_LIMIT, after=None, **filters) -> tuple[l
     return [json.loads(text) for text in texts], last
 
 
+def events_of(repo, payout_id: str) -> list[dict]:
+    """repo.events_json's events as dicts: a payout's history, oldest first."""
+    return [json.loads(text) for text in repo.events_json(payout_id)]
+
+
 def user_view(repo, user_id: str, payouts: int = USER_VIEW_PAYOUTS) -> dict:
     """repo.user_summary as the API answers it: one dict, the newest payouts under "payouts"."""
     summary, newest = repo.user_summary(user_id, payouts)
@@ -172,7 +177,7 @@ def post_body(client, url, body: bytes, headers=AUTH, status=None, **kwargs):
 
 def snapshot(repo, payout_id):
     """A payout and its events: what a refused request must leave as it was."""
-    return repo.get_payout(payout_id), repo.events(payout_id)
+    return repo.get_payout(payout_id), events_of(repo, payout_id)
 
 
 def is_creation(event: dict) -> bool:
@@ -191,7 +196,7 @@ def creation_of(payout_id: str, actor: str | None = None) -> dict:
 def transitions(events_or_repo, payout_id=None) -> list[dict]:
     """A payout's events after its creation event, which must come first:
     transitions(repo, payout_id), or transitions(events) of a list."""
-    events = events_or_repo if payout_id is None else events_or_repo.events(payout_id)
+    events = events_or_repo if payout_id is None else events_of(events_or_repo, payout_id)
     assert events and is_creation(events[0]), events
     return events[1:]
 

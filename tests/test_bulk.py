@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import AUTH, PAYOUTS, UNKNOWN_ID, data_rows, move_to, transitions
+from helpers import AUTH, PAYOUTS, UNKNOWN_ID, data_rows, events_of, move_to, transitions
 
 from triport_payouts.db.base import DatabaseUnavailable
 
@@ -48,7 +48,7 @@ def test_each_item_answers_what_the_single_action_would(client, repo, database_u
         {"id": no_hash},
         {"id": no_hash.replace(no_hash[:8], "0" * 8), "tx_hash": ""},
     ]
-    before = {i: repo.events(i) for i in (settled, no_hash)}
+    before = {i: events_of(repo, i) for i in (settled, no_hash)}
     res = bulk(client, {"action": "sent", "items": items})
     assert res.json == {"results": [
         {"id": good.upper(), "ok": True},
@@ -59,7 +59,7 @@ def test_each_item_answers_what_the_single_action_would(client, repo, database_u
         {"id": items[5]["id"], "ok": False, "error": "invalid_tx_hash"},
     ], "succeeded": 1, "failed": 5}
     assert repo.get_payout(good)["status"] == "sent"
-    assert {i: repo.events(i) for i in (settled, no_hash)} == before
+    assert {i: events_of(repo, i) for i in (settled, no_hash)} == before
 
 
 def test_failed_items_carry_their_reasons(client, repo, make_payout):

@@ -18,7 +18,7 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from helpers import PAYOUTS, TOKEN, UNKNOWN_ID as UNKNOWN, transitions
+from helpers import PAYOUTS, TOKEN, UNKNOWN_ID as UNKNOWN, events_of, transitions
 from flaky_proxy import FlakyProxy, answer
 from live import Gunicorn, free_port
 
@@ -433,7 +433,7 @@ def test_credits_payout_requests_and_cancel(server, repo):
     assert admin.referrals.payouts.cancel(payout["id"]) is True
     with pytest.raises(PayoutNotActionable):
         admin.referrals.payouts.cancel(payout["id"])
-    assert [(e["to_status"], e["actor"]) for e in repo.events(payout["id"])] == [
+    assert [(e["to_status"], e["actor"]) for e in events_of(repo, payout["id"])] == [
         ("requested", "billing"), ("cancelled", "billing")]
     for bad, error in ((("a/b", "1", "USDT", "0x"), InvalidUserId), (("c", "1.", "USDT", "0x"), InvalidAmount),
                        (("c", "1", "usd", "0x"), InvalidCurrency), (("c", "1", "USDT", " "), InvalidDestination)):

@@ -17,7 +17,7 @@ from decimal import Decimal
 
 import pytest
 from changefeed import FEED, after_each_change, by_payout, caught_up, check_page, drain, read_to_end, webtest_get
-from helpers import AUTH, PAYOUTS, TOKEN
+from helpers import AUTH, PAYOUTS, TOKEN, events_of
 from live import Gunicorn
 
 pytestmark = pytest.mark.parametrize("backend", ["postgres"])
@@ -222,7 +222,7 @@ def test_a_consumer_tailing_two_hosts_sees_every_event_once_in_each_payouts_orde
     # Each payout's events in the order of its history, each with the payout as after it.
     expected = {}
     for payout_id in {e["payout"]["id"] for e in seen}:
-        expected[payout_id] = after_each_change(repo.get_payout(payout_id), repo.events(payout_id))
+        expected[payout_id] = after_each_change(repo.get_payout(payout_id), events_of(repo, payout_id))
     assert by_payout(seen) == expected
 
 

@@ -9,7 +9,7 @@ import re
 from decimal import Decimal
 
 import pytest
-from helpers import AUTH, PAYOUTS, TOKEN, move_to
+from helpers import AUTH, PAYOUTS, TOKEN, events_of, move_to
 from prometheus_client.parser import text_string_to_metric_families
 from schema_v1 import V1Data
 
@@ -162,7 +162,7 @@ def test_webhook_backlog_and_failures(client, repo, make_payout):
     samples, _ = scrape(client)
     # Two creation events wait in the outbox: pending, since the oldest's time.
     assert samples[("triport_webhook_deliveries_pending", frozenset())] == 2
-    oldest = repo.events(first)[0]["at"]
+    oldest = events_of(repo, first)[0]["at"]
     assert samples[("triport_webhook_oldest_pending_timestamp_seconds", frozenset())] == seconds(oldest)
 
     due = webhooks.due(10)  # moves the outbox into the deliveries

@@ -302,7 +302,7 @@ def test_internal_error_matches_the_document(client, app, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(app.repository, "events", broken)
+    monkeypatch.setattr(app.repository, "events_json", broken)
     res = call(client, "GET", EVENTS, 500, params={"payout_id": UNKNOWN_ID})
     assert res.json == {"error": "internal"}
 

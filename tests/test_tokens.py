@@ -13,7 +13,7 @@ import re
 import pytest
 import webtest
 from changefeed import caught_up, webtest_get
-from helpers import AUTH, CREDITS, PAYOUTS, TOKEN, UNKNOWN_ID, data_rows
+from helpers import AUTH, CREDITS, PAYOUTS, TOKEN, UNKNOWN_ID, data_rows, events_of
 
 from triport_payouts import auth, cli
 from triport_payouts.app import create_app
@@ -173,7 +173,7 @@ def test_without_an_environment_token_named_tokens_still_work(make_client, datab
 def test_the_environment_token_keeps_every_right_and_the_actor_it_names(client, make_payout, repo):
     payout_id = make_payout()
     client.post_json(f"{PAYOUTS}/{payout_id}/processing", {}, headers={**AUTH, "X-Admin-Actor": "maria"})
-    event = repo.events(payout_id)[-1]
+    event = events_of(repo, payout_id)[-1]
     assert (event["actor"], event["on_behalf_of"]) == ("maria", None)
 
 
@@ -287,7 +287,7 @@ def test_a_forged_actor_is_never_the_actor(client, repo, create_token, make_payo
     token = create_token("intern", "operator")
     payout_id = make_payout()
     client.post_json(f"{PAYOUTS}/{payout_id}/failed", {"reason": "x"}, headers=named(token, actor="ceo"))
-    event = repo.events(payout_id)[-1]
+    event = events_of(repo, payout_id)[-1]
     assert (event["actor"], event["on_behalf_of"]) == ("intern", "ceo")
 
 

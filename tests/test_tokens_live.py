@@ -13,7 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from helpers import CREDITS, PAYOUTS, TOKEN, user_view
+from helpers import CREDITS, PAYOUTS, TOKEN, events_of, user_view
 from live import Gunicorn
 
 pytestmark = pytest.mark.live
@@ -82,7 +82,7 @@ def test_racing_payout_requests_across_hosts_never_overdraw(two_hosts, repo, dat
     view = user_view(repo, "racer")
     assert view["counts"]["requested"] == 3
     assert view["balances"][0]["available"] == "0.00"
-    assert all(repo.events(payout["id"])[0]["actor"] == "billing" for payout in created)
+    assert all(events_of(repo, payout["id"])[0]["actor"] == "billing" for payout in created)
 
 
 def test_a_retried_create_through_two_hosts_makes_one_payout(two_hosts, repo, database_url):

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
-from helpers import AUTH, CREDITS, PAYOUTS, UNKNOWN_ID, data_rows, is_creation, move_to, user_view
+from helpers import AUTH, CREDITS, PAYOUTS, UNKNOWN_ID, data_rows, events_of, is_creation, move_to, user_view
 
 from triport_payouts import cli
 
@@ -155,7 +155,7 @@ def test_a_payout_request_is_201_with_the_payout_in_requested(client, repo):
 def test_the_creation_event_names_who_asked(client, repo):
     credit(client)
     payout = post(client, PAYOUTS, PAYOUT, headers={**AUTH, "X-Admin-Actor": "billing"}, status=201).json
-    [creation] = repo.events(payout["id"])
+    [creation] = events_of(repo, payout["id"])
     assert (creation["actor"], creation["on_behalf_of"]) == ("billing", None)
 
 
@@ -200,7 +200,7 @@ def test_cancel_a_requested_payout(client, repo, make_payout):
                status=200)
     assert res.json == {"ok": True}
     assert repo.get_payout(payout_id)["status"] == "cancelled"
-    event = repo.events(payout_id)[-1]
+    event = events_of(repo, payout_id)[-1]
     assert (event["from_status"], event["to_status"], event["actor"]) == ("requested", "cancelled", "maria")
     # The money is available again.
     assert user_view(repo, "alice")["balances"][0]["available"] == "10.00"

@@ -211,8 +211,9 @@ def _limit(text: str | None, default: int = DEFAULT_LIMIT) -> int:
     return int(text)
 
 
-def payout_events(services: Services, payout_id: str) -> dict:
-    return {"events": services.repository.events(payout_id)}
+def payout_events(services: Services, payout_id: str) -> http.Response:
+    events = services.repository.events_json(payout_id)
+    return http.Response.json_text(200, http.json_members(("events", http.json_array(events))))
 
 
 def user_view(services: Services, user_id: str) -> http.Response:

@@ -78,9 +78,8 @@ SQL = {
         ", answer AS (UPDATE idempotency_keys SET status = ?, body = ?"
         " WHERE key = ? AND status IS NULL AND EXISTS (SELECT 1 FROM moved) RETURNING 1)"
     ),
-    "events": (
-        f"SELECT {', '.join(EVENT_COLUMNS)} FROM payout_events WHERE payout_id = ? ORDER BY id"
-    ),
+    # A payout's events, each as its JSON text, encoded by the database (as a page's payouts are).
+    "events_json": "SELECT {event_json} FROM payout_events WHERE payout_id = ? ORDER BY id",
     "insert_credit": (
         f"INSERT INTO credits ({', '.join(CREDIT_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?)"
     ),
@@ -258,6 +257,7 @@ class Repository:
             [(name, "CAST(amount AS TEXT)" if name == "amount" else name) for name in PAYOUT_COLUMNS]
         )
         self._payout_json = payout_json
+        self._event_json = db.json_object([(name, name) for name in EVENT_COLUMNS])
         self._sql = {name: self._dialect_sql(text) for name, text in sql.items()}
         # The transition in one statement, without and with an answer to store.
         self._transition_sql = (
@@ -267,7 +267,7 @@ class Repository:
         self._page_sql: dict[tuple[tuple[str, ...], str, bool], str] = {}
 
     def _dialect_sql(self, text: str) -> str:
-        return self.db.sql(text.replace("{payout_json}", self._payout_json))
+        return self.db.sql(text.replace("{payout_json}", self._payout_json).replace("{event_json}", self._event_json))
 
     # -- reads ---------------------------------------------------------------
 
@@ -277,13 +277,14 @@ class Repository:
             raise domain.PayoutNotFound()
         return _with_text_amount(dict(zip(PAYOUT_COLUMNS, row)))
 
-    def events(self, payout_id: str) -> list[dict]:
-        """The payout's audit events, oldest first; raises PayoutNotFound."""
-        conn = self.db.connection()
-        rows = conn.execute(self._sql["events"], (payout_id,)).fetchall()
+    def events_json(self, payout_id: str) -> list[str]:
+        """The payout's audit events, oldest first, each as its JSON text,
+        encoded by the database (what GET .../events answers); raises
+        PayoutNotFound."""
+        rows = self.db.connection().execute(self._sql["events_json"], (payout_id,)).fetchall()
         if not rows:
             self._status(payout_id)
-        return [dict(zip(EVENT_COLUMNS, row)) for row in rows]
+        return [row[0] for row in rows]
 
     def payout_page(self, filters: PageFilters = ALL_PAYOUTS, *, limit: int,
                     after: tuple[str, str] | None = None) -> tuple[list[str], tuple | None]:

@@ -23,6 +23,19 @@ from . import migrations
 from .migrations import SCHEMA_VERSION
 
 
+# This process's id, kept up to date across forks: os.getpid() is a system
+# call (about a microsecond here), and connection() runs several times a request.
+_pid = os.getpid()
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
 class DatabaseUnavailable(Exception):
     """the database cannot be reached, or is locked past the wait allowed"""
 
@@ -105,7 +118,7 @@ class Database(abc.ABC):
         (checked once per connection: a migration while serving is seen by
         the connections opened after it).
         """
-        local, pid = self._local, os.getpid()
+        local, pid = self._local, _pid
         conn = getattr(local, "conn", None)
         if conn is None or local.pid != pid or not self._usable(conn):
             if conn is not None and local.pid == pid:
@@ -135,7 +148,7 @@ class Database(abc.ABC):
         with self._lock:
             opened, self._opened = self._opened, []
         for pid, conn in opened:
-            if pid == os.getpid():
+            if pid == _pid:
                 conn.close()
         self._local = threading.local()
 
