@@ -90,8 +90,9 @@ FAST_ARGS ?= -k 'not postgres'
 test-fast: $(VENV)/.test-stamp
 	$(BIN)/python -m pytest -n 2 -m 'not live and not fuzz and not slow' $(FAST_ARGS)
 
-# Not part of `make test`: about 13 minutes; needs wrk (apt-get install wrk).
-# BENCH_ARGS=--quick for a one-minute smoke run (under var/bench/quick/).
+# Not part of `make test`: about 35 minutes (PostgreSQL scenarios included, on the local server);
+# needs wrk (apt-get install wrk).
+# BENCH_ARGS=--quick for a smoke run of about 4 minutes (under var/bench/quick/).
 bench: $(VENV)/.bench-stamp
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 

@@ -47,7 +47,7 @@ def parse_args(argv):
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="a smoke run of about a minute: small databases, one short round; "
+        help="a smoke run of about four minutes: small databases, one short round; "
         "writes under var/bench/quick/, not docs/",
     )
     parser.add_argument("--rounds", type=int, help="load rounds (default 5, quick 1)")
