@@ -5,10 +5,11 @@ modules import these from here, never from ``conftest``."""
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
-from unittest.mock import ANY
 import os
+from unittest.mock import ANY
 from wsgiref.validate import validator
 
 from triport_payouts.handlers import DEFAULT_LIMIT, USER_VIEW_PAYOUTS
@@ -66,6 +67,18 @@ def list_payouts(repo, *, limit=DEFAULT_LIMIT, after=None, **filters) -> tuple[l
     `filters` are PageFilters' fields."""
     texts, last = repo.payout_page(PageFilters(**filters), limit=limit, after=after)
     return [json.loads(text) for text in texts], last
+
+
+def lock_free(path: str) -> bool:
+    """Whether the writers' lock file of the SQLite database at `path` is free now."""
+    fd = os.open(os.path.realpath(path) + ".lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def events_of(repo, payout_id: str) -> list[dict]:

@@ -5,13 +5,13 @@ bounded as SQLite's own automatic checkpoint keeps it."""
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sqlite3
 import threading
 from decimal import Decimal
 
 import pytest
+from helpers import lock_free
 
 from triport_payouts import domain
 from triport_payouts.db import open_database, sqlite
@@ -37,17 +37,6 @@ def repo(path):
 def payouts(repo: Repository, count: int) -> list[str]:
     repo.credit("alice", Decimal(count), "USDT")
     return [repo.create_payout("alice", Decimal(1), "USDT", "0xdest")["id"] for _ in range(count)]
-
-
-def lock_free(path: str) -> bool:
-    fd = os.open(os.path.realpath(path) + ".lock", os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
 
 
 def test_sqlites_own_checkpoint_is_off_on_the_apps_connections(repo):

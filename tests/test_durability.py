@@ -7,14 +7,13 @@ These tests watch the syncs: which file, when, and what a failed one does.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sqlite3
 from decimal import Decimal
 
 import pytest
 import webtest
-from helpers import AUTH, PAYOUTS, TOKEN
+from helpers import AUTH, PAYOUTS, TOKEN, lock_free
 
 from triport_payouts import create_app
 from triport_payouts.cli import main
@@ -35,20 +34,10 @@ class SyncWatch:
 
     def __call__(self, fd: int) -> None:
         if os.path.exists(self.path + "-wal") and os.path.samestat(os.fstat(fd), os.stat(self.path + "-wal")):
-            self.syncs.append({"lock_free": self._lock_free(), "statuses": self._statuses()})
+            self.syncs.append({"lock_free": lock_free(self.path), "statuses": self._statuses()})
             if self.fail:
                 raise OSError(5, "Input/output error")
         self._real(fd)
-
-    def _lock_free(self) -> bool:
-        fd = os.open(self.path + ".lock", os.O_RDWR)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            return False
-        finally:
-            os.close(fd)
 
     def _statuses(self) -> dict:
         # Another connection, as another worker would read.

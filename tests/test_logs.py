@@ -41,7 +41,7 @@ def explode(*args, **kwargs):
 @pytest.mark.parametrize("method, route, repository_method", [
     ("POST", "failed", "transition"),
     ("GET", "list", "payout_page"),
-    ("GET", "events", "events"),
+    ("GET", "events", "events_json"),
     ("GET", "user", "user_summary"),
 ])
 def test_a_500_for_a_request_carrying_the_token_does_not_log_it(
