@@ -48,25 +48,25 @@ def _answer(start_response, status: str, payload: dict):
     return [body]
 
 
-def _error(start_response, status: str, tag: str | None):
-    return _answer(start_response, status, {"ok": True} if tag is None else {"error": tag})
+def _error(start_response, status: str, tag: str):
+    return _answer(start_response, status, {"error": tag})
 
 
-def read_request(environ, token: bytes) -> tuple[tuple[str, str] | None, str, str | None]:
+def read_request(environ, token: bytes) -> tuple[tuple[str, dict] | None, str, str | None]:
     """The 200 path's request read as a raw endpoint does: route, method,
-    token, then the JSON body with its optional reason. (refusal, payout id,
-    reason), the refusal being None or (status line, error tag). /healthz is
-    answered as a 200 "refusal" of tag None: the caller answers {"ok": true}."""
+    token, then the JSON body with its optional reason. (early answer,
+    payout id, reason), the early answer being None or the (status line,
+    payload) of /healthz or of a refusal."""
     path = environ.get("PATH_INFO", "")
     if path == "/healthz":
-        return ("200 OK", None), "", None
+        return ("200 OK", {"ok": True}), "", None
     if not (path.startswith(PREFIX) and path.endswith(SUFFIX)):
-        return ("404 Not Found", "not_found"), "", None
+        return ("404 Not Found", {"error": "not_found"}), "", None
     if environ["REQUEST_METHOD"] != "POST":
-        return ("405 Method Not Allowed", "method_not_allowed"), "", None
+        return ("405 Method Not Allowed", {"error": "method_not_allowed"}), "", None
     sent = environ.get("HTTP_X_ADMIN_TOKEN", "").encode("latin-1")
     if not token or not hmac.compare_digest(sent, token):
-        return ("401 Unauthorized", "unauthorized"), "", None
+        return ("401 Unauthorized", {"error": "unauthorized"}), "", None
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = json.loads(environ["wsgi.input"].read(length) or b"{}") if length <= 4096 else None
@@ -74,7 +74,7 @@ def read_request(environ, token: bytes) -> tuple[tuple[str, str] | None, str, st
         body = None
     reason = body.get("reason") if isinstance(body, dict) else None
     if not isinstance(body, dict) or not (reason is None or isinstance(reason, str)):
-        return ("400 Bad Request", "invalid_json"), "", None
+        return ("400 Bad Request", {"error": "invalid_json"}), "", None
     return None, path[len(PREFIX) : -len(SUFFIX)], reason
 
 
@@ -99,9 +99,9 @@ class ReferenceEndpoint:
         return self._conn, self._lock
 
     def __call__(self, environ, start_response):
-        refused, payout_id, reason = read_request(environ, self.token)
-        if refused is not None:
-            return _error(start_response, *refused)
+        early, payout_id, reason = read_request(environ, self.token)
+        if early is not None:
+            return _answer(start_response, *early)
         conn, lock = self.connection()
         row = conn.execute(STATUS, (payout_id,)).fetchone()
         if row is None:

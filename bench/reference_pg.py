@@ -90,9 +90,9 @@ class RawEndpoint:
         return self._conn
 
     def __call__(self, environ, start_response):
-        refused, payout_id, reason = read_request(environ, self.token)
-        if refused is not None:
-            return _error(start_response, *refused)
+        early, payout_id, reason = read_request(environ, self.token)
+        if early is not None:
+            return _answer(start_response, *early)
         conn = self.connection()
         row = conn.execute(STATUS, {"id": payout_id}).fetchone()
         if row is None:

@@ -45,18 +45,19 @@ TABLES = {
 
 _PAYOUT_SELECT = f"SELECT {', '.join(PAYOUT_COLUMNS)} FROM payouts"
 _TERMINAL = ", ".join(f"'{status}'" for status in sorted(domain.TERMINAL))
+# The compare-and-set: the row changes only if its status is still the one
+# read and checked against the transitions table, so of two racing actions
+# exactly one matches, and the event records the true from-status.
+_TRANSITION = (
+    "UPDATE payouts SET status = ?, reason = coalesce(?, reason),"
+    " tx_hash = coalesce(?, tx_hash), updated_at = ?"
+    " WHERE id = ? AND status = ?"
+)
 
 SQL = {
     "status": "SELECT status FROM payouts WHERE id = ?",
     "payout": f"{_PAYOUT_SELECT} WHERE id = ?",
-    # The compare-and-set: the row changes only if its status is still the one
-    # read and checked against the transitions table, so of two racing actions
-    # exactly one matches, and the event records the true from-status.
-    "transition": (
-        "UPDATE payouts SET status = ?, reason = coalesce(?, reason),"
-        " tx_hash = coalesce(?, tx_hash), updated_at = ?"
-        " WHERE id = ? AND status = ?"
-    ),
+    "transition": _TRANSITION,
     "insert_event": (
         f"INSERT INTO payout_events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
     ),
@@ -66,10 +67,7 @@ SQL = {
     # events says whether it did. {finish} stores the idempotent answer in
     # the same statement, or is empty.
     "transition_and_event": (
-        "WITH moved AS ("
-        " UPDATE payouts SET status = ?, reason = coalesce(?, reason),"
-        " tx_hash = coalesce(?, tx_hash), updated_at = ?"
-        " WHERE id = ? AND status = ? RETURNING id),"
+        f"WITH moved AS ({_TRANSITION} RETURNING id),"
         f" event AS (INSERT INTO payout_events ({', '.join(EVENT_COLUMNS)})"
         f" SELECT id, {', '.join('?' * (len(EVENT_COLUMNS) - 1))} FROM moved RETURNING 1){{finish}}"
         " SELECT count(*) FROM event"
