@@ -7,8 +7,8 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from dataclasses import dataclass, field
 from http import HTTPStatus
+from typing import NamedTuple
 from urllib.parse import parse_qs
 
 from .domain import DomainError
@@ -132,7 +132,13 @@ def encode(value) -> str:
 
 def json_members(*members: tuple[str, str]) -> str:
     """A JSON object from (key, value already encoded as JSON) pairs, in order."""
-    return "{" + ",".join(f"{encode(key)}:{value}" for key, value in members) + "}"
+    return "{" + ",".join([_member_key(key) + value for key, value in members]) + "}"
+
+
+@functools.lru_cache(maxsize=64)
+def _member_key(key: str) -> str:
+    # The keys are the code's own names, a few dozen: each encoded once.
+    return encode(key) + ":"
 
 
 def json_array(texts: list[str]) -> str:
@@ -140,21 +146,16 @@ def json_array(texts: list[str]) -> str:
     return "[" + ",".join(texts) + "]"
 
 
-@dataclass(frozen=True)
-class Response:
-    """A JSON response: its status, its exact body bytes, and extra headers."""
+class Response(NamedTuple):
+    """A JSON response: its status, its exact body bytes, and extra headers.
+    A tuple: one is made for most requests, and a frozen dataclass costs
+    a microsecond more to make; the shared ones (OK, each refusal) stay
+    immutable all the same."""
 
     status: int
     body: bytes
     headers: tuple[tuple[str, str], ...] = ()
     content_type: str = "application/json"
-    _start: tuple = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self):
-        # What start() hands the server, worked out once: error answers are reused.
-        headers = (("Content-Type", self.content_type), ("Cache-Control", "no-store"),
-                   ("Content-Length", str(len(self.body))), *self.headers)
-        object.__setattr__(self, "_start", (_STATUS_LINES[self.status], headers))
 
     @classmethod
     def json(cls, status: int, payload, headers=()) -> Response:
@@ -185,8 +186,10 @@ class Response:
 
     def start(self, start_response) -> list[bytes]:
         """Calls start_response once; returns the WSGI body iterable."""
-        status, headers = self._start
-        start_response(status, list(headers))
+        start_response(_STATUS_LINES[self.status], [
+            ("Content-Type", self.content_type), ("Cache-Control", "no-store"),
+            ("Content-Length", str(len(self.body))), *self.headers,
+        ])
         return [self.body]
 
 
