@@ -9,6 +9,8 @@ import json
 import os
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from decimal import Decimal
 
 import pytest
@@ -327,6 +329,26 @@ def live_server(tmp_path):
                        capture_output=True, timeout=30)
     with Gunicorn(database, TOKEN, workers=2, log_path=tmp_path / "gunicorn.log") as server:
         yield f"http://127.0.0.1:{server.port}"
+
+
+@pytest.mark.live
+def test_a_query_past_the_request_line_limit_is_the_documented_414(live_server):
+    # gunicorn answers it before the app (limit_request_line): a client that
+    # sizes a query (schemathesis does) must find that answer in the document.
+    taking_a_query = {
+        (method, path) for path, item in document()["paths"].items() for method, operation in item.items()
+        if isinstance(operation, dict) and any(
+            document()["components"]["parameters"][ref["$ref"].rsplit("/", 1)[1]]["in"] == "query"
+            for ref in operation.get("parameters", ()))
+    }
+    assert taking_a_query == {("get", LIST), ("get", "/v1/admin/referrals/events")}
+    for method, path in sorted(taking_a_query):
+        request = urllib.request.Request(f"{live_server}{path}?limit={'1' * 4100}", headers=AUTH)
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(request, timeout=10)
+        assert answer.value.code == 414
+        documented = document()["paths"][path][method]["responses"]["414"]["$ref"].rsplit("/", 1)[1]
+        assert answer.value.headers["Content-Type"] in document()["components"]["responses"][documented]["content"]
 
 
 @pytest.mark.live
