@@ -12,8 +12,12 @@ test_order_of_checks.py.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from helpers import AUTH, CREDITS, PAYOUTS, UNKNOWN_ID, assert_untouched, call, Input, make_environ
+from triport_payouts.errors import MethodNotAllowed, NotFound
+from triport_payouts import routing
 
 USERS = "/v1/admin/referrals/users"
 OPENAPI = "/v1/admin/openapi.json"
@@ -140,3 +144,55 @@ def test_a_mounted_apps_prefix_is_not_matched_again_in_path_info(bare_client):
                            SCRIPT_NAME="/api")
     status, _, answer = call(bare_client.app, environ)
     assert (status, answer) == (404, {"error": "not_found"})
+
+
+# -- the router against trying every route in order ----------------------------------
+
+SEGMENTS = ("", "v1", "admin", "referrals", "payouts", "users", "events", "credits", "bulk", "failed", "sent",
+            "processing", "cancel", "metrics", "healthz", "readyz", "openapi.json", UNKNOWN_ID, "x", "{payout_id}")
+
+
+def every_route_in_order(path: str, method: str):
+    """What Router.match promises, the slow way: each route of the table in turn."""
+    allowed = []
+    for route in routing.ROUTES:
+        found = route.pattern().fullmatch(path)
+        if found is not None:
+            if route.method == method:
+                return route, found.groupdict()
+            allowed.append(route.method)
+    return ("405", tuple(sorted(set(allowed)))) if allowed else ("404",)
+
+
+ROUTER = routing.Router()
+
+
+def near_a_route(draw) -> str:
+    """A route's template with each {name} filled and, sometimes, a segment changed, added or dropped."""
+    segments = draw(st.sampled_from(routing.ROUTES)).template.split("/")
+    segments = [draw(st.sampled_from(SEGMENTS)) if part.startswith("{") else part for part in segments]
+    change = draw(st.sampled_from(("none", "replace", "add", "drop")))
+    at = draw(st.integers(0, len(segments) - 1))
+    if change == "replace":
+        segments[at] = draw(st.sampled_from(SEGMENTS))
+    elif change == "add":
+        segments.insert(at, draw(st.sampled_from(SEGMENTS)))
+    elif change == "drop" and len(segments) > 1:
+        del segments[at]
+    return "/".join(segments)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    path=st.composite(near_a_route)() | st.lists(st.sampled_from(SEGMENTS) | st.text(max_size=3), max_size=7).map(
+        lambda segments: "/" + "/".join(segments)),
+    method=st.sampled_from(METHODS),
+)
+def test_the_router_answers_as_trying_every_route_in_order_would(path, method):
+    try:
+        answer = ROUTER.match(path, method)
+    except MethodNotAllowed as exc:
+        answer = ("405", tuple(exc.headers[0][1].split(", ")))
+    except NotFound:
+        answer = ("404",)
+    assert answer == every_route_in_order(path, method)
