@@ -13,7 +13,7 @@ from pathlib import Path
 
 from checks import WritePool, run_create, run_read, run_write, same_answers
 from common import API, BODY, DEEP_ROWS, BenchmarkFailed, log
-from databases import credit_payees, named_token, webhook_endpoint
+from databases import credit_payees, named_token, warm, webhook_endpoint
 from load import Load, Wrk, shell
 from machine import loadavg
 from scenarios import (
@@ -74,9 +74,11 @@ def run_load(
                 return run_write(wrk, scenario, server, pg.db, pg.pool, duration, work, budget, pg_drain, hosts)
             return run_read(wrk, scenario, server, pg.db, duration)
         if scenario.writes:
+            warm(large_db)
             with webhook_endpoint(large_db) if scenario.webhook else contextlib.nullcontext():
                 return run_write(wrk, scenario, server, large_db, pool, duration, work, budget, drain)
         if scenario.creates:
+            warm(large_db)
             return run_create(wrk, scenario, server, large_db, duration, drain)
         return run_read(wrk, scenario, server, dbs[scenario.server], duration,
                         token=named if scenario.named_token else None)
