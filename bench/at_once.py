@@ -13,7 +13,8 @@ machine, not either side's speed alone. Each write run gets the database
 check of bench/checks.py; the pairs are the app against bench/reference.py
 (synchronous=NORMAL, and FULL) on the 200 path, and against
 bench/reference_reads.py on the 409, a payout's events and the first list
-page. The copies start identical, and both sides write the same fresh
+page, and the create path against the app without its creation event
+(bench/variants.py). The copies start identical, and both sides write the same fresh
 payouts, each in its own copy. Results: var/bench/at-once/results.json.
 """
 
@@ -31,10 +32,10 @@ from common import API, BODY, ROOT, VAR, log
 
 sys.path.insert(0, str(ROOT))
 
-from checks import WritePool, run_read, run_write
-from databases import cached_seed, remove_db, warm
+from checks import WritePool, run_create, run_read, run_write
+from databases import PAYEES, cached_seed, credit_payees, remove_db, warm
 from load import Wrk
-from scenarios import READS_REFERENCE, Scenario
+from scenarios import NO_CREATION_EVENT, PAYEE_COUNT, READS_REFERENCE, Scenario
 from servers import Server
 
 from triport_payouts import gunicorn_conf
@@ -44,29 +45,35 @@ from triport_payouts.repository import Repository
 WORK = VAR / "at-once"
 APP = "triport_payouts.wsgi:application"
 REFERENCE_APPS = {"reference-normal": "bench.reference:normal", "reference-durable": "bench.reference:durable",
-                  READS_REFERENCE: "bench.reference_reads:application"}
+                  READS_REFERENCE: "bench.reference_reads:application",
+                  NO_CREATION_EVENT: "bench.variants:without_creation_event"}
 
 
-def pairs(failed_id: str) -> dict[str, tuple[str, Scenario]]:
-    """name: (the reference's server, the scenario both sides run)."""
+def pairs(failed_id: str) -> dict[str, tuple[str, Scenario, Scenario]]:
+    """name: (the reference's server, the app's scenario, the reference's)."""
     fresh = Scenario("at_once_200", "mark-failed, fresh payout (200)", "", "", "fresh_ids.lua",
                      {"path": f"{API}/payouts/{{id}}/failed", "body": BODY}, writes=True)
+    reads = {
+        "409": Scenario("at_once_409", "mark-failed, already failed (409)", "", f"{API}/payouts/{failed_id}/failed",
+                        args={"method": "POST", "body": BODY}, expect=409),
+        "events": Scenario("at_once_events", "payout events", "", f"{API}/payouts/{failed_id}/events"),
+        "list": Scenario("at_once_list", "list, first page of 50", "", f"{API}/payouts?limit=50"),
+    }
+    create = {"script": "create.lua", "expect": 201, "creates": True,
+              "args": {"users": PAYEE_COUNT, "prefix": PAYEES, "amount": "0.01", "currency": "USDT"}}
     return {
-        "200": ("reference-normal", fresh),
-        "200-durable": ("reference-durable", fresh),
-        "409": (READS_REFERENCE, Scenario("at_once_409", "mark-failed, already failed (409)", "",
-                                          f"{API}/payouts/{failed_id}/failed",
-                                          args={"method": "POST", "body": BODY}, expect=409)),
-        "events": (READS_REFERENCE, Scenario("at_once_events", "payout events", "",
-                                             f"{API}/payouts/{failed_id}/events")),
-        "list": (READS_REFERENCE, Scenario("at_once_list", "list, first page of 50", "",
-                                           f"{API}/payouts?limit=50")),
+        "200": ("reference-normal", fresh, fresh),
+        "200-durable": ("reference-durable", fresh, fresh),
+        **{name: (READS_REFERENCE, scenario, scenario) for name, scenario in reads.items()},
+        "create": (NO_CREATION_EVENT, Scenario("at_once_create", "create payout (201)", "", f"{API}/payouts", **create),
+                   Scenario("at_once_create_no_event", "create payout, no creation event (201)", "",
+                            f"{API}/payouts", creation_event=False, **create)),
     }
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pairs", default="200,200-durable,409,events,list")
+    parser.add_argument("--pairs", default="200,200-durable,409,events,list,create")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--duration", type=float, default=6.0)
     parser.add_argument("--payouts", type=int, default=1_000_000)
@@ -79,6 +86,7 @@ def main(argv=None) -> int:
     pool_ids = ids[1:]
     # The 409's and the events' payout, failed before the copy, and the log
     # copied into the database file, which is what is copied: in both.
+    credit_payees(app_db, PAYEE_COUNT)  # the create path's payees
     db = open_database(str(app_db))
     try:
         Repository(db).transition(ids[0], "failed", reason="at once")
@@ -96,7 +104,7 @@ def main(argv=None) -> int:
     pools = {"app": WritePool(list(pool_ids)), "reference": WritePool(list(pool_ids))}
     results = {}
     for name in args.pairs.split(","):
-        reference_name, scenario = pairs(ids[0])[name]
+        reference_name, *scenarios = pairs(ids[0])[name]
         sides = {
             "app": (Server("app", APP, workers, app_db, token, WORK), app_db, pools["app"]),
             "reference": (Server(reference_name, REFERENCE_APPS[reference_name], workers, reference_db, token, WORK),
@@ -106,7 +114,7 @@ def main(argv=None) -> int:
         rounds = []
         try:
             for _ in range(args.rounds):
-                rounds.append(one_round(sides, scenario, token, args, budget, drain))
+                rounds.append(one_round(sides, dict(zip(sides, scenarios)), token, args, budget, drain))
                 app, reference = rounds[-1]["app"], rounds[-1]["reference"]
                 log(f"  {name:12s} app {app['rps']:7.0f} req/s  {reference_name} {reference['rps']:7.0f} req/s"
                     f"  ratio {app['rps'] / reference['rps']:.3f}")
@@ -122,18 +130,21 @@ def main(argv=None) -> int:
     return 0
 
 
-def one_round(sides: dict, scenario: Scenario, token: str, args, budget: int, drain: str) -> dict:
+def one_round(sides: dict, scenarios: dict[str, Scenario], token: str, args, budget: int, drain: str) -> dict:
     """Both sides' loads, started together; each checked as make bench checks it."""
     def load(side: str):
         server, db, pool = sides[side]
+        scenario = scenarios[side]
         wrk = Wrk(token, args.connections, 2)
         if scenario.writes:
             work = WORK / side
             work.mkdir(exist_ok=True)
             return run_write(wrk, scenario, server, db, pool, args.duration, work, budget, drain)
+        if scenario.creates:
+            return run_create(wrk, scenario, server, db, args.duration, drain)
         return run_read(wrk, scenario, server, db, args.duration)
 
-    if scenario.writes:
+    if scenarios["app"].writes or scenarios["app"].creates:
         for _, db, _ in sides.values():
             warm(db)
     with ThreadPoolExecutor(2) as executor:
