@@ -243,8 +243,10 @@ def test_a_server_without_a_token_refuses_everything(repo, database_url, make_pa
 @pytest.mark.parametrize("loss", ["drop", "stall"])
 def test_a_lost_answer_is_replayed_by_the_retry(server, repo, make_payout, loss):
     payout_id = make_payout()
-    with FlakyProxy(server.port, [loss], stall_seconds=3) as proxy:
-        admin = client(proxy.url, timeout=0.5 if loss == "stall" else 5)
+    # The stalled attempt times out; the retry gets 2 s, room on a busy machine
+    # (0.5 s was once too little for the replay under a loaded CI run).
+    with FlakyProxy(server.port, [loss], stall_seconds=6) as proxy:
+        admin = client(proxy.url, timeout=2 if loss == "stall" else 5)
         assert admin.referrals.payouts.mark_failed(payout_id, reason="wallet rejected") is True
     assert len(proxy.requests) == 2
     (_, _, first, body1), (_, _, second, body2) = proxy.requests

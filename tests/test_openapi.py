@@ -332,23 +332,31 @@ def live_server(tmp_path):
 
 
 @pytest.mark.live
-def test_a_query_past_the_request_line_limit_is_the_documented_414(live_server):
+def test_a_request_line_past_the_limit_is_the_documented_414(live_server):
     # gunicorn answers it before the app (limit_request_line): a client that
-    # sizes a query (schemathesis does) must find that answer in the document.
-    taking_a_query = {
-        (method, path) for path, item in document()["paths"].items() for method, operation in item.items()
-        if isinstance(operation, dict) and any(
-            document()["components"]["parameters"][ref["$ref"].rsplit("/", 1)[1]]["in"] == "query"
-            for ref in operation.get("parameters", ()))
-    }
-    assert taking_a_query == {("get", LIST), ("get", "/v1/admin/referrals/events")}
-    for method, path in sorted(taking_a_query):
-        request = urllib.request.Request(f"{live_server}{path}?limit={'1' * 4100}", headers=AUTH)
+    # sizes a path parameter or a query (schemathesis does) must find that
+    # answer in the document, on every operation that takes either.
+    parameters = document()["components"]["parameters"]
+
+    def where(parameter: dict) -> str:
+        return parameters[parameter["$ref"].rsplit("/", 1)[1]]["in"] if "$ref" in parameter else parameter["in"]
+
+    sized = {}
+    for path, item in document()["paths"].items():
+        for method, operation in item.items():
+            if isinstance(operation, dict) and "responses" in operation:
+                taken = {where(p) for p in [*item.get("parameters", ()), *operation.get("parameters", ())]}
+                if taken & {"path", "query"}:
+                    sized[method, path] = operation["responses"].get("414")
+    assert ("get", LIST) in sized and ("post", FAILED) in sized and ("get", USER) in sized
+    assert all(sized.values()), [operation for operation, documented in sized.items() if not documented]
+    documented = document()["components"]["responses"][sized["get", LIST]["$ref"].rsplit("/", 1)[1]]
+    for path in (f"{LIST}?limit={'1' * 4100}", f"/v1/admin/referrals/users/{'u' * 4100}"):
+        request = urllib.request.Request(live_server + path, headers=AUTH)
         with pytest.raises(urllib.error.HTTPError) as answer:
             urllib.request.urlopen(request, timeout=10)
         assert answer.value.code == 414
-        documented = document()["paths"][path][method]["responses"]["414"]["$ref"].rsplit("/", 1)[1]
-        assert answer.value.headers["Content-Type"] in document()["components"]["responses"][documented]["content"]
+        assert answer.value.headers["Content-Type"] in documented["content"]
 
 
 @pytest.mark.live

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from helpers import AUTH, CREDITS, PAYOUTS, UNKNOWN_ID, assert_untouched, call, Input, make_environ
 from triport_payouts.errors import MethodNotAllowed, NotFound
-from triport_payouts import routing
+from triport_payouts import handlers, routing
 
 USERS = "/v1/admin/referrals/users"
 OPENAPI = "/v1/admin/openapi.json"
@@ -152,10 +152,10 @@ SEGMENTS = ("", "v1", "admin", "referrals", "payouts", "users", "events", "credi
             "processing", "cancel", "metrics", "healthz", "readyz", "openapi.json", UNKNOWN_ID, "x", "{payout_id}")
 
 
-def every_route_in_order(path: str, method: str):
+def every_route_in_order(path: str, method: str, routes=routing.ROUTES):
     """What Router.match promises, the slow way: each route of the table in turn."""
     allowed = []
-    for route in routing.ROUTES:
+    for route in routes:
         found = route.pattern().fullmatch(path)
         if found is not None:
             if route.method == method:
@@ -196,3 +196,21 @@ def test_the_router_answers_as_trying_every_route_in_order_would(path, method):
     except NotFound:
         answer = ("404",)
     assert answer == every_route_in_order(path, method)
+
+
+def test_a_last_segment_partly_a_name_is_tried_for_any_last_segment():
+    # No route of the table has one; a router of other routes must still match as trying each would.
+    routes = (routing.Route("GET", "/files/report-{day}", handlers.healthz),
+              routing.Route("POST", "/files/{name}", handlers.healthz),
+              routing.Route("GET", "/files/latest", handlers.healthz))
+    router = routing.Router(routes)
+    for path in ("/files/report-monday", "/files/latest", "/files/other", "/files/report-"):
+        for method in ("GET", "POST"):
+            try:
+                route, params = router.match(path, method)
+                answer = (route, params)
+            except MethodNotAllowed as exc:
+                answer = ("405", tuple(exc.headers[0][1].split(", ")))
+            except NotFound:
+                answer = ("404",)
+            assert answer == every_route_in_order(path, method, routes), (path, method)

@@ -186,7 +186,7 @@ class Response(NamedTuple):
 
     def start(self, start_response) -> list[bytes]:
         """Calls start_response once; returns the WSGI body iterable."""
-        start_response(_STATUS_LINES[self.status], [
+        start_response(_STATUS_LINES.get(self.status) or f"{self.status} Unknown", [
             ("Content-Type", self.content_type), ("Cache-Control", "no-store"),
             ("Content-Length", str(len(self.body))), *self.headers,
         ])
