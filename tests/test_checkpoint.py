@@ -6,6 +6,7 @@ bounded as SQLite's own automatic checkpoint keeps it."""
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import threading
 from decimal import Decimal
@@ -19,11 +20,9 @@ from triport_payouts.repository import Repository
 
 
 @pytest.fixture
-def path(tmp_path):
+def path(tmp_path, sqlite_template):
     path = str(tmp_path / "checkpoint.sqlite3")
-    db = open_database(path)
-    db.init_schema()
-    db.close()
+    shutil.copyfile(sqlite_template, path)
     return path
 
 
