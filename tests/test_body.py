@@ -183,3 +183,50 @@ def test_malformed_content_length_is_invalid_json(app, repo, payout, url, declar
     assert (status, answer) == (400, {"error": "invalid_json"})
     assert headers["Cache-Control"] == "no-store"
     assert_untouched(repo, payout)
+
+
+# -- the JSON object ------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from triport_payouts import http  # noqa: E402
+from triport_payouts.errors import InvalidJson  # noqa: E402
+
+REFUSED = object()
+# Around a value: what JSON calls whitespace, and what only Python or UTF-8 would.
+PADDING = st.text(st.sampled_from([" ", "\t", "\n", "\r", "\x0b", "\x0c", "\xa0", "\u2028", "x", "}"]), max_size=3)
+VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+def by_the_json_module(body: bytes):
+    """What json.loads makes of a body, as parse_object is to read it."""
+    if not body.strip():
+        return {}
+
+    def refuse(name):
+        raise ValueError(name)
+
+    try:
+        value = json.loads(body.decode("utf-8"), parse_constant=refuse)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return REFUSED
+    return value if isinstance(value, dict) else REFUSED
+
+
+def parsed(body: bytes):
+    try:
+        return http.parse_object(body)
+    except InvalidJson:
+        return REFUSED
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.tuples(PADDING, VALUES.map(json.dumps) | st.sampled_from(["NaN", '{"a": -Infinity}', "{", ""]), PADDING)
+       .map(lambda parts: "".join(parts).encode("utf-8")) | st.binary(max_size=12))
+def test_the_body_is_read_as_the_json_module_reads_it(body):
+    assert parsed(body) == by_the_json_module(body)

@@ -32,9 +32,11 @@ def read_body(environ, cap: int = MAX_BODY) -> bytes:
     stream = environ.get("wsgi.input")
     declared = environ.get("CONTENT_LENGTH", "")
     if declared:
-        if not (declared.isascii() and declared.isdigit()) or int(declared) > cap:
+        if not (declared.isascii() and declared.isdigit()):
             raise InvalidJson()
         wanted = int(declared)
+        if wanted > cap:
+            raise InvalidJson()
         body = _read_at_most(stream, wanted)
         if len(body) != wanted:
             # The client closed before sending what it announced.
@@ -49,20 +51,26 @@ def read_body(environ, cap: int = MAX_BODY) -> bytes:
 
 
 def _read_at_most(stream, limit: int) -> bytes:
-    chunks, remaining = [], limit
+    if limit == 0:
+        return b""  # Content-Length: 0 (a read of nothing may still block)
     try:
-        while remaining > 0:
-            chunk = stream.read(remaining)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            remaining -= len(chunk)
+        body = stream.read(limit)
+        if 0 < len(body) < limit:
+            # A short read (a body still arriving): read on to the limit or the end.
+            chunks, remaining = [body], limit - len(body)
+            while remaining > 0:
+                chunk = stream.read(remaining)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                remaining -= len(chunk)
+            body = b"".join(chunks)
     except Exception as exc:
         # The server's own error for a broken or malformed upload (a bad chunk
         # size under gunicorn, a reset connection): the client's fault, a 400.
         log.info("request body unreadable: %s", type(exc).__name__)
         raise InvalidJson() from None
-    return b"".join(chunks)
+    return body
 
 
 def _refuse_constant(name: str):
@@ -71,6 +79,8 @@ def _refuse_constant(name: str):
 
 # One decoder for every request: json.loads(..., parse_constant=...) builds a new one each call.
 _DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+# What JSON calls whitespace (RFC 8259), and no more: str.strip() would also take \x0c.
+_JSON_WHITESPACE = " \t\n\r"
 
 
 def parse_object(body: bytes) -> dict:
@@ -78,10 +88,13 @@ def parse_object(body: bytes) -> dict:
     if not body.strip():
         return {}
     try:
-        value = _DECODER.decode(body.decode("utf-8"))
+        # JSONDecoder.decode's own steps, less its two regex scans for the
+        # whitespace around the value (a third of its time on a small body).
+        text = body.decode("utf-8").strip(_JSON_WHITESPACE)
+        value, end = _DECODER.raw_decode(text)
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise InvalidJson() from None
-    if not isinstance(value, dict):
+    if end != len(text) or not isinstance(value, dict):
         raise InvalidJson()
     return value
 
