@@ -75,7 +75,7 @@ class Router:
 
     def match(self, path: str, method: str) -> tuple[Route, dict[str, str]]:
         """The route and its path parameters; raises NotFound or MethodNotAllowed."""
-        candidates = self._by_last.get(path[path.rfind("/") + 1:], self._any_last)
+        candidates = self._by_last.get(path.rpartition("/")[2], self._any_last)
         allowed = []
         for pattern, route in candidates:
             found = pattern.fullmatch(path)
