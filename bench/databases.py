@@ -174,10 +174,14 @@ def measure_seed(work: Path, args) -> dict:
         rates.append(args.seed_payouts / seconds)
         log(f"  {seconds:.2f} s: {rates[-1]:,.0f} payouts/s")
     remove_db(path)
+    from seed_floor import measure as floor
+
+    log("  the floor: seed-demo's load in process, into the schema and into bare tables...")
     return {
         "payouts": args.seed_payouts,
         "rates": rates,
         "median": statistics.median(rates),
+        "floor": floor(args.seed_payouts, args.seed_repeats),
         "target": 50_000,
         "command": (
             f"triport-payouts seed-demo --payouts {args.seed_payouts} --users {args.seed_payouts // 100}"

@@ -8,6 +8,22 @@ from pathlib import Path
 NOTES = Path(__file__).resolve().parent / "notes.md"
 
 
+def _seed_floor(seed: dict) -> list[str]:
+    """The paragraph on what seed-demo's load takes with nothing to check (bench/seed_floor.py)."""
+    floor = seed.get("floor")
+    if not floor:
+        return []
+    schema, bare = floor["schema"], floor["bare"]
+    return [
+        "",
+        f"The floor (`bench/seed_floor.py`): seed-demo's own code, in process, loading into tables with its"
+        f" columns and no constraint, trigger or index, against the same into the schema, alternating:"
+        f" **{bare['median']:,.0f} payouts/s** bare against {schema['median']:,.0f} into the schema"
+        f" (bare {', '.join(f'{r:,.0f}' for r in bare['rates'])};"
+        f" schema {', '.join(f'{r:,.0f}' for r in schema['rates'])}).",
+    ]
+
+
 def _verdict(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
@@ -336,6 +352,7 @@ def write(results: dict, out: Path, quick: bool = False) -> None:
             f" median **{seed['median']:,.0f} payouts/s** over {len(seed['rates'])} runs"
             f" ({', '.join(f'{r:,.0f}' for r in seed['rates'])}); target 50,000."
         ),
+        *_seed_floor(seed),
         "",
         "## Worker memory",
         "",

@@ -1,6 +1,6 @@
 """The 4 KiB request body cap and how the body is read from ``wsgi.input``:
 announced lengths, chunked (terminated) input, unannounced bodies, short and
-broken streams. Requests are built by hand and, where the environ is valid
+broken streams; and what is read as its JSON object. Requests are built by hand and, where the environ is valid
 PEP 3333, sent through ``wsgiref.validate``.
 """
 
@@ -9,8 +9,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from helpers import PAYOUTS, assert_untouched, call, Input, make_environ
+from triport_payouts import http
+from triport_payouts.errors import InvalidJson
 
 CAP = 4096
 
@@ -186,12 +190,6 @@ def test_malformed_content_length_is_invalid_json(app, repo, payout, url, declar
 
 
 # -- the JSON object ------------------------------------------------------------
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from triport_payouts import http  # noqa: E402
-from triport_payouts.errors import InvalidJson  # noqa: E402
 
 REFUSED = object()
 # Around a value: what JSON calls whitespace, and what only Python or UTF-8 would.
