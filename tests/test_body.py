@@ -1,7 +1,8 @@
 """The 4 KiB request body cap and how the body is read from ``wsgi.input``:
 announced lengths, chunked (terminated) input, unannounced bodies, short and
-broken streams; and what is read as its JSON object. Requests are built by hand and, where the environ is valid
-PEP 3333, sent through ``wsgiref.validate``.
+broken streams; then what is read as its JSON object. Requests are built by
+hand and, where the environ is valid PEP 3333, sent through
+``wsgiref.validate``.
 """
 
 from __future__ import annotations
