@@ -7,20 +7,15 @@ the same call into the schema, in process, alternating:
 
 What the bare tables take is what any seed-demo would take here before it
 checks, indexes or counts anything; make bench reports it beside the
-command's own rate (bench/databases.py, measure_seed). --parts adds two
-copies of the schema with one cost taken away each: without its triggers,
-and with its lists of allowed statuses written as OR chains (SQLite 3.40
-builds a temporary index for a constant IN list of three or more values on
-every run of a statement, about 3.5 us a row; the copy's schema text is
-edited in place, as SQLite documents for constraint changes, which is fine
-for a measurement and never done to a served database).
+command's own rate (bench/databases.py, measure_seed). --parts adds the
+schema without its triggers (the running totals' upsert of each payout,
+the outbox's INSERT ... SELECT of each event).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import re
 import sqlite3
 import statistics
 import sys
@@ -64,29 +59,7 @@ def without_triggers(path: Path) -> Repository:
     return repository
 
 
-def _or_chain(found: re.Match) -> str:
-    column, values = found.group(1), re.findall(r"'[^']*'", found.group(2))
-    return "(" + " OR ".join(f"{column} = {value}" for value in values) + ")"
-
-
-def in_lists_as_or(path: Path) -> Repository:
-    repository = schema(path)
-    conn = repository.db.connection()
-    conn.execute("BEGIN IMMEDIATE")
-    version = conn.execute("PRAGMA schema_version").fetchone()[0]
-    conn.execute("PRAGMA writable_schema = ON")
-    for name, sql in conn.execute("SELECT name, sql FROM sqlite_master WHERE sql LIKE '% IN (''%'").fetchall():
-        rewritten = re.sub(r"([\w.]+) IN \(((?:'[^']*'(?:,\s*)?)+)\)", _or_chain, sql)
-        conn.execute("UPDATE sqlite_master SET sql = ? WHERE name = ?", (rewritten, name))
-    conn.execute(f"PRAGMA schema_version = {version + 1}")
-    conn.execute("PRAGMA writable_schema = OFF")
-    conn.execute("COMMIT")
-    if conn.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
-        raise RuntimeError("the rewritten schema fails integrity_check")
-    return repository
-
-
-VARIANTS = {"schema": schema, "no triggers": without_triggers, "IN lists as OR": in_lists_as_or, "bare": bare}
+VARIANTS = {"schema": schema, "no triggers": without_triggers, "bare": bare}
 
 
 def load_seconds(make, path: Path, payouts: int) -> float:
@@ -114,7 +87,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--payouts", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--parts", action="store_true", help="also the schema without its triggers, and with OR chains")
+    parser.add_argument("--parts", action="store_true", help="also the schema without its triggers")
     args = parser.parse_args(argv)
     result = measure(args.payouts, args.runs, tuple(VARIANTS) if args.parts else ("schema", "bare"))
     for name, figures in result.items():

@@ -92,8 +92,8 @@ def get(client, path, status=200, **kwargs):
 # -- the version ------------------------------------------------------------------
 
 
-def test_the_code_is_at_schema_version_7():
-    assert SCHEMA_VERSION == 7
+def test_the_code_is_at_schema_version_8():
+    assert SCHEMA_VERSION == 8
 
 
 # -- migrate ----------------------------------------------------------------------

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 # The version this code reads and writes: the number of the last step.
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 RECORD_TABLE = (
     "CREATE TABLE IF NOT EXISTS schema_migrations ("

@@ -1,0 +1,3 @@
+-- Schema version 8 (PostgreSQL): nothing changes. The step rewrites SQLite's
+-- lists of allowed values, whose IN form SQLite re-evaluates expensively on
+-- every statement; PostgreSQL tests an IN list of constants as it is.
