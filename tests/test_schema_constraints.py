@@ -131,7 +131,7 @@ def test_no_list_of_allowed_values_is_an_in_of_three_or_more_on_sqlite(raw, data
     assert {name for name, _ in schema} >= {"payouts", "payout_events", "payouts_terminal_is_final"}
     assert [name for name, sql in schema if _LONG_IN_LIST.search(sql)] == []
     assert raw.rows("PRAGMA integrity_check") == [("ok",)]
-    # A connection opened afterwards reads the rewritten text, not a cached one.
+    # The stored text itself, as a connection opened afterwards reads it.
     with sqlite3.connect(database_url) as fresh:
         assert "status = 'cancelled'" in fresh.execute("SELECT sql FROM sqlite_master WHERE name = 'payouts'").fetchone()[0]
 
@@ -155,3 +155,23 @@ def test_an_event_insert_builds_no_temporary_index_on_sqlite_even_on_the_connect
         db.close()
     with sqlite3.connect(database_url) as fresh:
         assert temporary_indexes(fresh, EVENT_INSERT) == 0
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_connection_open_across_the_migration_reads_the_new_lists(database_url):
+    """A connection that read the old schema reads the new lists on its next
+    statement: the steps move the schema's version on (step 8 by making its
+    trigger again), and SQLite reads the schema again when it changed."""
+    V1Data().create(database_url)
+    earlier = sqlite3.connect(database_url, isolation_level=None)
+    try:
+        earlier.execute("SELECT count(*) FROM payouts").fetchone()
+        assert temporary_indexes(earlier, EVENT_INSERT) == 2
+        db = open_database(database_url)
+        db.migrate()
+        db.close()
+        earlier.execute("SELECT count(*) FROM payouts").fetchone()
+        # Another text: sqlite3's statement cache would list the EXPLAIN compiled before.
+        assert temporary_indexes(earlier, EVENT_INSERT + " -- after the migration") == 0
+    finally:
+        earlier.close()

@@ -121,7 +121,7 @@ class SQLiteDatabase(Database):
             )
             for pragma in self.PRAGMAS:
                 conn.execute(pragma)
-            if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0] == "wal":
+            if _to_wal(conn, self.busy_timeout) == "wal":
                 # COMMIT writes the log; transaction() syncs it, outside the lock.
                 conn.execute("PRAGMA synchronous = NORMAL")
                 # And checkpoints it, outside the lock too (see checkpoint()).
@@ -365,6 +365,22 @@ class SQLiteDatabase(Database):
                 statement = ""
         if statement.strip():
             conn.execute(statement)  # the last statement, without its semicolon
+
+
+def _to_wal(conn: sqlite3.Connection, timeout: float) -> str:
+    """PRAGMA journal_mode = WAL (the mode it is in afterwards), tried again
+    for up to `timeout` seconds while another process switches the same file
+    at the same moment: SQLite answers that race (both reading, both wanting
+    the exclusive lock) with an immediate SQLITE_BUSY, not after its busy
+    wait. Two migrate processes on a first release's database met it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)
 
 
 def _quoted(name: str) -> str:

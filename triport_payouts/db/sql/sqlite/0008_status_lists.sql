@@ -6,15 +6,17 @@
 -- trigger's WHEN, the event's two CHECKs): 16 us of a transition's 90 us of
 -- SQL. For every value, NULL included, the two forms agree (NULL passes both).
 --
--- The CHECKs are rewritten in the tables' text in place, by the procedure
+-- The CHECKs are rewritten in the tables' text in place, after the procedure
 -- SQLite documents for changing constraints that every row already meets
 -- (https://www.sqlite.org/lang_altertable.html, "Making Other Kinds Of Table
 -- Schema Changes"): no row is read or written, whatever the database's size.
 -- Rebuilding the tables would copy every payout and event, and payout_events
 -- cannot be dropped while webhook deliveries refer to it. writable_schema =
--- RESET ends the writing and makes this connection read the new text; the
--- trigger, made again, moves the schema's version number on, which makes every
--- other connection read it too.
+-- RESET ends the writing and makes this connection read the new text. Where
+-- the documented procedure sets PRAGMA schema_version to one more (a number a
+-- step file cannot name), the trigger made again below moves it on, which
+-- makes every other connection read the new text too: keep that DDL in this
+-- step.
 
 PRAGMA writable_schema = ON;
 
