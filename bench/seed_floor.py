@@ -28,6 +28,7 @@ from common import ROOT
 sys.path.insert(0, str(ROOT))
 
 from triport_payouts.db import SCHEMA_VERSION, open_database
+from triport_payouts.db.migrations import RECORD_TABLE
 from triport_payouts.demo import seed_demo
 from triport_payouts.repository import CREDIT_COLUMNS, EVENT_COLUMNS, PAYOUT_COLUMNS, Repository
 
@@ -36,11 +37,10 @@ def bare(path: Path) -> Repository:
     """A database with the three tables bulk_load writes, their columns only
     (payout_events.id still numbers the rows), at the code's schema version."""
     with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as raw:
-        raw.execute("PRAGMA journal_mode = WAL")
         raw.execute(f"CREATE TABLE credits ({', '.join(CREDIT_COLUMNS)})")
         raw.execute(f"CREATE TABLE payouts ({', '.join(PAYOUT_COLUMNS)})")
         raw.execute(f"CREATE TABLE payout_events (id INTEGER PRIMARY KEY, {', '.join(EVENT_COLUMNS)})")
-        raw.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+        raw.execute(RECORD_TABLE)
         raw.execute("INSERT INTO schema_migrations VALUES (?, '')", (SCHEMA_VERSION,))
     return Repository(open_database(str(path)))
 

@@ -55,16 +55,12 @@ def _read_at_most(stream, limit: int) -> bytes:
         return b""  # Content-Length: 0 (a read of nothing may still block)
     try:
         body = stream.read(limit)
-        if 0 < len(body) < limit:
+        while 0 < len(body) < limit:
             # A short read (a body still arriving): read on to the limit or the end.
-            chunks, remaining = [body], limit - len(body)
-            while remaining > 0:
-                chunk = stream.read(remaining)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                remaining -= len(chunk)
-            body = b"".join(chunks)
+            more = stream.read(limit - len(body))
+            if not more:
+                break
+            body += more
     except Exception as exc:
         # The server's own error for a broken or malformed upload (a bad chunk
         # size under gunicorn, a reset connection): the client's fault, a 400.
